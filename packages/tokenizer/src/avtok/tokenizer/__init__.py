@@ -1,6 +1,27 @@
-"""avtok.tokenizer: AToken-style visual tokenizer (sparse 4D patches, 4D RoPE, KL/FSQ latents)."""
+"""avtok.tokenizer: AToken-style visual tokenizer (sparse 4D patches, 4D RoPE, KL/FSQ latents) and the
+AVTok-style 1D audio-video tokenizer (shared dual-stream transformer, one FSQ codebook)."""
 
 from avtok.tokenizer.__about__ import __version__
+from avtok.tokenizer.av_clip import (
+    AVClipReconstructor,
+    clip_inputs,
+    decode_clips,
+    encode_clips,
+    reconstruct_clip,
+)
+from avtok.tokenizer.av_config import (
+    AV_PRESETS,
+    AVTokenizerConfig,
+    expected_av_num_params,
+    resolve_av_config,
+)
+from avtok.tokenizer.av_heads import AlignHead, ARPrior, alignment_loss
+from avtok.tokenizer.av_tokenizer import (
+    AVReconstruction,
+    AVTokenizer,
+    AVTokenizerOutput,
+    build_av_tokenizer,
+)
 from avtok.tokenizer.config import (
     PRESETS,
     TilingConfig,
@@ -47,4 +68,20 @@ __all__ = [
     "VisualTokenizer",
     "VisualReconstructor",
     "build_tokenizer",
+    "AV_PRESETS",
+    "AVTokenizerConfig",
+    "expected_av_num_params",
+    "resolve_av_config",
+    "AVTokenizer",
+    "AVTokenizerOutput",
+    "AVReconstruction",
+    "build_av_tokenizer",
+    "AlignHead",
+    "ARPrior",
+    "alignment_loss",
+    "AVClipReconstructor",
+    "clip_inputs",
+    "encode_clips",
+    "decode_clips",
+    "reconstruct_clip",
 ]

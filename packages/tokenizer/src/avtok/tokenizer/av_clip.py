@@ -1,0 +1,122 @@
+"""AVClip ↔ AV tokenizer: clips in, tokens, clips out (media-io does all signal work).
+
+In: ``AVClip`` → video in [-1, 1] + the clip's audio mixed to mono, resampled to 22.05 kHz, cut or
+zero-padded to the model's window, ``log_mel`` (HiFi-GAN features) → the model's ``MelNormalizer``.
+Out: decoded video → uint8 frames; decoded mel → denormalise → HiFi-GAN (``mel_to_wave``) → resampled
+back to the requested rate, length and channel count → ``AVClip`` that ``write_clip`` saves as an mp4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torchaudio.functional as AF
+from torch import Tensor
+
+from avtok.media_io import AVClip, log_mel, mel_to_wave
+from avtok.tokenizer.av_config import MEL
+from avtok.tokenizer.av_tokenizer import AVReconstruction, AVTokenizer, AVTokenizerOutput
+
+__all__ = ["clip_inputs", "encode_clips", "decode_clips", "reconstruct_clip", "clip_wave",
+           "AVClipReconstructor"]
+
+Vocoder = Literal["auto", "hifigan", "griffinlim"]
+
+
+def clip_wave(clip: AVClip, num_samples: int) -> Tensor:
+    """The clip's audio as mono 22.05 kHz, cut or zero-padded to ``num_samples``: ``(num_samples,)``."""
+    mono = clip.audio.mean(dim=0)  # (N,)
+    if clip.sample_rate != MEL.sample_rate:
+        mono = AF.resample(mono, clip.sample_rate, MEL.sample_rate)
+    return _fit_length(mono, num_samples)
+
+
+def _fit_length(wave: Tensor, n: int) -> Tensor:
+    """Cut or zero-pad the last axis to ``n`` samples."""
+    if wave.shape[-1] >= n:
+        return wave[..., :n]
+    return torch.nn.functional.pad(wave, (0, n - wave.shape[-1]))
+
+
+def clip_inputs(model: AVTokenizer, clips: AVClip | Sequence[AVClip]) -> tuple[Tensor, Tensor]:
+    """Clips → ``video (B, T, H, W, 3)`` in [-1, 1] and normalised log-mel ``(B, 80, mel_frames)``."""
+    c = model.config
+    items = [clips] if isinstance(clips, AVClip) else list(clips)
+    if not items:
+        raise ValueError("clips is empty; pass at least one AVClip")
+    for i, clip in enumerate(items):
+        if (clip.num_frames, clip.height, clip.width) != (c.frames, c.height, c.width):
+            raise ValueError(f"clips[{i}] ({clip.source or 'AVClip'}): {clip.num_frames} frames of "
+                             f"{clip.height}×{clip.width}, but the model takes {c.frames} frames of "
+                             f"{c.height}×{c.width}; fix: read_clip(path, start=..., "
+                             f"duration={c.seconds:.4g}, "
+                             f"fps={c.fps:.6g}, size=({c.height}, {c.width}), resize_mode='crop')")
+    video = torch.stack([clip.video_float() for clip in items])  # (B, T, H, W, 3)
+    waves = torch.stack([clip_wave(clip, c.num_samples) for clip in items])  # (B, N)
+    mel = model.normalize_mel(log_mel(waves, MEL))  # (B, 80, mel_frames)
+    ref = model.to_latent.weight
+    return video.to(ref.device), mel.to(ref.device)
+
+
+def encode_clips(model: AVTokenizer, clips: AVClip | Sequence[AVClip]) -> AVTokenizerOutput:
+    """Clips → unified tokens (both streams)."""
+    video, mel = clip_inputs(model, clips)
+    return model.encode(video, mel)
+
+
+def decode_clips(
+    model: AVTokenizer,
+    tokens: AVTokenizerOutput | AVReconstruction,
+    *,
+    fps: float | None = None,
+    sample_rate: int = MEL.sample_rate,
+    channels: int = 1,
+    num_samples: int | None = None,
+    vocoder: Vocoder = "hifigan",
+) -> list[AVClip]:
+    """Tokens (or an already decoded ``AVReconstruction``) → sounding ``AVClip``s.
+
+    ``fps`` defaults to the model's; audio is vocoded at 22.05 kHz then resampled to ``sample_rate``,
+    given ``channels`` (mono copied) and cut/padded to ``num_samples`` (default: the frames' span).
+    """
+    rec = model.decode(tokens) if isinstance(tokens, AVTokenizerOutput) else tokens
+    if rec.video is None or rec.mel is None:
+        raise ValueError("decode_clips needs both streams (an AVClip holds video and audio); for "
+                         "video-only or audio-only tokens use model.decode(tokens)")
+    fps = model.config.fps if fps is None else float(fps)
+    with torch.no_grad():
+        wave = mel_to_wave(model.denormalize_mel(rec.mel.float()), MEL, method=vocoder)  # (B, F·hop)
+    wave = wave.float().cpu()
+    if sample_rate != MEL.sample_rate:
+        wave = AF.resample(wave, MEL.sample_rate, sample_rate)
+    n = round(rec.video.shape[1] / fps * sample_rate) if num_samples is None else num_samples
+    wave = _fit_length(wave, n).clamp(-1.0, 1.0)  # (B, n)
+    return [AVClip.from_float(video=v.cpu(), audio=w[None].expand(channels, -1).contiguous(), fps=fps,
+                              sample_rate=int(sample_rate)) for v, w in zip(rec.video, wave, strict=True)]
+
+
+def reconstruct_clip(model: AVTokenizer, clip: AVClip, *, vocoder: Vocoder = "hifigan") -> AVClip:
+    """Encode and decode one clip; the result has the clip's fps, sample rate, channels and length."""
+    return AVClipReconstructor(model, vocoder=vocoder).reconstruct(clip)
+
+
+class AVClipReconstructor:
+    """``avtok.eval.Reconstructor`` over the AV tokenizer: a window in, its reconstruction out.
+
+    ``last_indices`` holds the ``(1, N)`` token indices of the last clip (for codebook statistics).
+    """
+
+    def __init__(self, model: AVTokenizer, *, name: str = "avtok-av", vocoder: Vocoder = "hifigan") -> None:
+        self.model, self.name, self.vocoder = model, name, vocoder
+        self.last_indices: Tensor | None = None
+
+    @torch.no_grad()
+    def reconstruct(self, clip: AVClip) -> AVClip:
+        tokens = encode_clips(self.model, clip)
+        self.last_indices = tokens.indices
+        (out,) = decode_clips(self.model, tokens, fps=clip.fps, sample_rate=clip.sample_rate,
+                              channels=clip.channels, num_samples=clip.audio.shape[1], vocoder=self.vocoder)
+        out.start, out.source = clip.start, clip.source
+        return out

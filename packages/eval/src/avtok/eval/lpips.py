@@ -23,14 +23,18 @@ from torch import nn
 
 from avtok.eval.validation import check_min_ndim, check_pair
 
-__all__ = ["LPIPS", "vgg16_features", "lpips_heads_path", "cached_vgg16_path"]
+__all__ = ["LPIPS", "vgg16_features", "lpips_heads_path", "cached_vgg16_path", "VGG16_TAPS", "LPIPS_SHIFT",
+           "LPIPS_SCALE"]
 
 # torchvision vgg16 "D" configuration; LPIPS taps relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
 _VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
-_TAPS = (3, 8, 15, 22, 29)
+VGG16_TAPS = (3, 8, 15, 22, 29)  # indices of relu1_2 .. relu5_3 in vgg16_features()
 _CHANNELS = (64, 128, 256, 512, 512)
-_SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
-_SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+# LPIPS's ScalingLayer for inputs in [-1, 1]: (x - shift) / scale.
+LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+LPIPS_SCALE = (0.458, 0.448, 0.450)
+_SHIFT = torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1)
+_SCALE = torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1)
 
 
 def vgg16_features() -> nn.Sequential:
@@ -96,7 +100,7 @@ class LPIPS(nn.Module):
         out = []
         for i, layer in enumerate(self.features):
             x = layer(x)
-            if i in _TAPS:
+            if i in VGG16_TAPS:
                 out.append(x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10))  # unit norm over C
         return out
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avtok.eval.lpips import LPIPS_SCALE, LPIPS_SHIFT, VGG16_TAPS, vgg16_features
+
 __all__ = ["FeatureBackbone", "freeze", "InceptionFeatureMaps", "VGGFeatureMaps", "perceptual_distance",
            "INCEPTION_LAYERS", "load_tensors"]
 
@@ -92,11 +94,6 @@ class InceptionFeatureMaps(nn.Module):
         return feats
 
 
-# torchvision's vgg16().features layout: conv widths, "M" = max-pool; LPIPS taps relu1_2 ... relu5_3.
-_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
-_VGG_TAPS = (3, 8, 15, 22, 29)
-_IMAGENET_SHIFT = (-0.030, -0.088, -0.188)  # LPIPS ScalingLayer, for inputs in [-1, 1]
-_IMAGENET_SCALE = (0.458, 0.448, 0.450)
 
 
 def load_tensors(path: str | Path) -> dict[str, Tensor]:
@@ -118,17 +115,9 @@ class VGGFeatureMaps(nn.Module):
 
     def __init__(self, *, resolution: int = 224) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = 3
-        for item in _VGG16:
-            if item == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(width, int(item), 3, padding=1), nn.ReLU(inplace=False)]
-                width = int(item)
-        self.features = nn.Sequential(*layers)
-        self.register_buffer("shift", torch.tensor(_IMAGENET_SHIFT).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor(_IMAGENET_SCALE).view(1, 3, 1, 1))
+        self.features = vgg16_features()  # torchvision layout, shared with avtok.eval's LPIPS
+        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
         self.resolution = int(resolution)
         self.lpips_weights: list[Tensor] | None = None  # (C_l,) per tap, from LPIPS's lin layers
 
@@ -148,15 +137,15 @@ class VGGFeatureMaps(nn.Module):
                            "vgg16 weights")
         if lpips_path is not None:
             lin = load_tensors(lpips_path)  # LPIPS v0.1 "vgg.pth": lin{i}.model.1.weight (1, C, 1, 1)
-            model.lpips_weights = [lin[f"lin{i}.model.1.weight"].flatten() for i in range(len(_VGG_TAPS))]
+            model.lpips_weights = [lin[f"lin{i}.model.1.weight"].flatten() for i in range(len(VGG16_TAPS))]
         return freeze(model)
 
     def forward(self, images: Tensor) -> list[Tensor]:
         x = (_resize(images.float(), self.resolution) - self.shift) / self.scale  # (B, 3, R, R)
         feats = []
-        for i, layer in enumerate(self.features[: _VGG_TAPS[-1] + 1]):
+        for i, layer in enumerate(self.features[: VGG16_TAPS[-1] + 1]):
             x = layer(x)
-            if i in _VGG_TAPS:
+            if i in VGG16_TAPS:
                 feats.append(x)
         return feats
 

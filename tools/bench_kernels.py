@@ -7,6 +7,7 @@ repeat) and reported as a ratio of medians. Ends with one line per target:
     python tools/bench_kernels.py                    # everything, CPU (+ GPU when present)
     python tools/bench_kernels.py --only fsq --repeats 15
     python tools/bench_kernels.py --quick            # small shapes, a smoke run
+    python tools/bench_kernels.py --only threads     # torch ops after a numba FSQ call (subprocesses)
 
 FSQ baseline: vector-quantize-pytorch's FSQ (``pip install 'avtok-kernels[bench]'``).
 """
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -240,15 +244,63 @@ def bench_attention(device: torch.device, total: int, repeats: int, compile_flex
     _report(f"packed causal attention, {len(lengths)} segments, {total} tokens, 8 heads x 64, {dtype} "
             f"{device.type}", times, "SDPA + block-diagonal mask")
 
+# ------------------------------------------------------------------ torch ops after a numba FSQ call
+def _after_fsq_worker(mode: str, steps: int) -> None:
+    """One subprocess: median CPU / wall ms of a 1-thread torch MLP step, after one numba FSQ or not."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.GELU(), torch.nn.Linear(512, 256))
+    x = torch.randn(64, 256)
+
+    def step() -> None:
+        model(x).square().mean().backward()
+
+    for _ in range(10):
+        step()
+    if mode == "fsq":  # the tiny AV tokenizer's FSQ: one numba forward + backward
+        z = torch.randn(1, 96, 48, requires_grad=True)
+        fsq(z, ATOKEN_LEVELS, num_groups=ATOKEN_GROUPS, backend="numba").codes.sum().backward()
+    cpu, wall = [], []
+    for _ in range(steps):
+        c0, w0 = time.process_time(), time.perf_counter()
+        step()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    print(json.dumps({"cpu": statistics.median(cpu), "wall": statistics.median(wall),
+                      "torch_threads": torch.get_num_threads()}))
+
+
+def bench_after_fsq(repeats: int) -> list[Target]:
+    runs: dict[str, list[dict]] = {"none": [], "fsq": []}
+    for _ in range(max(3, repeats // 2)):
+        for mode in runs:  # alternate the two kinds of process
+            out = subprocess.run([sys.executable, __file__, "--after-fsq-worker", mode], check=True,
+                                 capture_output=True, text=True).stdout
+            runs[mode].append(json.loads(out.strip().splitlines()[-1]))
+    med = {m: {k: statistics.median(r[k] for r in rs) for k in ("cpu", "wall")} for m, rs in runs.items()}
+    print("\n== 1-thread torch MLP step (64x256 -> 512 -> 256, fwd+bwd), fresh process each, median ms")
+    for mode, m in med.items():
+        threads = sorted({r["torch_threads"] for r in runs[mode]})
+        print(f"  {'after one numba FSQ' if mode == 'fsq' else 'no FSQ':<22} cpu {m['cpu'] * 1e3:7.2f}  "
+              f"wall {m['wall'] * 1e3:7.2f}  torch threads afterwards {threads}")
+    ratio = med["fsq"]["cpu"] / med["none"]["cpu"]
+    return [Target(name="cpu_torch_step_after_fsq_over_without", measured=ratio, goal=1.25,
+                   higher_is_better=False)]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="fsq,gram,attention", help="comma list of fsq, gram, attention")
+    parser.add_argument("--only", default="fsq,threads,gram,attention",
+                        help="comma list of fsq, threads, gram, attention")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="small shapes (smoke run)")
     parser.add_argument("--compile-flex", action="store_true", help="also compile FlexAttention on CPU")
+    parser.add_argument("--after-fsq-worker", choices=("none", "fsq"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.after_fsq_worker:
+        _after_fsq_worker(args.after_fsq_worker, steps=50)
+        return
     only = set(args.only.split(","))
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
@@ -258,6 +310,8 @@ def main() -> None:
     for device in devices:
         if "fsq" in only:
             targets += bench_fsq(device, fsq_shape, args.repeats)
+        if "threads" in only and device.type == "cpu":
+            targets += bench_after_fsq(args.repeats)
         if "gram" in only:
             targets += bench_gram(device, 1 if args.quick else 4, args.repeats)
         if "attention" in only:

@@ -106,3 +106,18 @@ def test_gpu_packed_paths_agree(backend):
     out = attention(q, k, v, cu_seqlens=cu, causal=True, backend=backend)
     ref = attention_reference(q, k, v, cu_seqlens=cu, causal=True)
     torch.testing.assert_close(out.float(), ref.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_packed_attention_compiles_without_graph_breaks():
+    # _check's host-side cu_seqlens validation is skipped while compiling, segment_ids gets its size
+    # from the shape: fullgraph=True fails on any data-dependent break (the old int(cu_seqlens[-1])).
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 10, 16) for _ in range(3))
+    cu_seqlens = torch.tensor([0, 6, 10], dtype=torch.int32)
+    def packed(q, k, v, cu):
+        return attention(q, k, v, cu_seqlens=cu, causal=True, backend="torch")
+
+    compiled = torch.compile(packed, fullgraph=True, backend="eager")
+    out = compiled(q, k, v, cu_seqlens)
+    ref = attention_reference(q, k, v, cu_seqlens=cu_seqlens, causal=True)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)

@@ -32,10 +32,15 @@ __all__ = ["attention", "attention_reference", "build_attention_mask", "segment_
 _BACKENDS = ("torch", "flex", "flash")
 
 
-def segment_ids(cu_seqlens: Tensor) -> Tensor:
-    """(N+1,) cumulative lengths -> (L,) int64 segment id of every packed position."""
+def segment_ids(cu_seqlens: Tensor, *, total: int | None = None) -> Tensor:
+    """(N+1,) cumulative lengths -> (L,) int64 segment id of every packed position.
+
+    ``total`` (= cu_seqlens[-1], when the caller knows it from a shape) avoids a host sync, so the
+    function stays inside one torch.compile graph.
+    """
     lengths = cu_seqlens[1:].long() - cu_seqlens[:-1].long()
-    return torch.repeat_interleave(torch.arange(lengths.numel(), device=cu_seqlens.device), lengths)
+    return torch.repeat_interleave(torch.arange(lengths.numel(), device=cu_seqlens.device), lengths,
+                                   output_size=total)
 
 
 def _check(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, cu_seqlens: Tensor | None,
@@ -52,7 +57,8 @@ def _check(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, cu_seqlens: Ten
                          "keys; causal aligns queries to the end of the keys (KV cache), pass Lq <= Lk")
     if mask is not None and mask.dtype != torch.bool:
         raise TypeError(f"attention: mask must be bool (True = attend), got {mask.dtype}")
-    if cu_seqlens is not None:
+    if cu_seqlens is not None and not torch.compiler.is_compiling():
+        # the value checks read cu_seqlens on the host: a graph break / sync under torch.compile
         total = int(cu_seqlens[-1])
         if q.shape[0] != 1 or q.shape[2] != total or k.shape[2] != total or int(cu_seqlens[0]) != 0:
             raise ValueError(f"attention: with cu_seqlens the batch must be packed as B=1 and Lq=Lk="
@@ -73,7 +79,8 @@ def build_attention_mask(
         kj = torch.arange(lk, device=device)
         allowed = kj <= qi + (lk - lq)  # (Lq, Lk), bottom-right aligned
     if cu_seqlens is not None:
-        seg = segment_ids(cu_seqlens.to(device))
+        total = lk if torch.compiler.is_compiling() else None  # packed: Lk == cu_seqlens[-1]; no sync
+        seg = segment_ids(cu_seqlens.to(device), total=total)
         same = seg.unsqueeze(-1) == seg  # (L, L)
         allowed = same if allowed is None else allowed & same
     if mask is not None:
@@ -112,7 +119,8 @@ def _flex_fns(compiled: bool):
 def _flex(q, k, v, mask, cu_seqlens, causal) -> Tensor:
     b, h, lq, lk = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
     offset = lk - lq
-    seg = segment_ids(cu_seqlens.to(q.device)) if cu_seqlens is not None else None
+    total = lk if torch.compiler.is_compiling() else None  # checked by _check when not compiling
+    seg = segment_ids(cu_seqlens.to(q.device), total=total) if cu_seqlens is not None else None
     dense = mask.to(q.device).expand(b, h, lq, lk) if mask is not None else None
 
     def mask_mod(bi, hi, qi, kj):

@@ -5,6 +5,12 @@ digit; the code is ``(digit - L//2) / (L//2)`` in fp32 and the digits of a group
 index — codes and indices in one memory-bound pass, no tanh. Backward: ``dcode/dz = h / (L // 2) * (1 - tanh(z
 + s)^2)`` (the bound's derivative; rounding is straight-through), again one parallel pass, with a
 vectorisable float64 ``sech^2`` (see ``_sech2``).
+
+Threading (see ``configure_numba_threading``): numba's ``omp`` layer shares torch's OpenMP runtime,
+and launching it raised torch's thread count (1 -> 2 here), so after a single FSQ call every torch op
+ran with an extra spinning worker (a 1-thread MLP step: ~1.4 ms -> ~60 ms on the shared 2-core box).
+torch's count is restored after the launch and after every kernel call, numba uses at most
+``torch.get_num_threads()`` threads, and inputs below ``SERIAL_BELOW`` values run on one thread.
 """
 
 from __future__ import annotations
@@ -12,16 +18,69 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 from avtok.kernels.fsq import FSQTables
 from numba import njit, prange
 from torch import Tensor
 
-__all__ = ["fsq_numba", "fsq_numba_backward_kernel", "fsq_numba_forward_kernel"]
+__all__ = [
+    "SERIAL_BELOW",
+    "configure_numba_threading",
+    "fsq_numba",
+    "fsq_numba_backward_kernel",
+    "fsq_numba_forward_kernel",
+    "numba_threads_for",
+]
 
 
 _CHUNK = 256  # rows per parallel task: amortises the scratch row, keeps tasks cache-sized
+SERIAL_BELOW = 1 << 15  # values: below this one thread beats waking a worker (measured, see README)
+
+
+@functools.cache
+def configure_numba_threading() -> str:
+    """Start numba's threading layer once without changing torch's thread count; returns its name.
+
+    numba's ``omp`` layer binds its OpenMP calls to the libgomp torch already loaded (torch puts its
+    runtime in the global symbol scope), so its launch-time ``omp_set_num_threads(NUMBA_NUM_THREADS)``
+    overwrote torch's setting: ``torch.get_num_threads()`` went from 1 to 2 and every later torch op ran
+    with an extra spinning worker. torch's count is put back right after the launch. The layer itself
+    (``NUMBA_THREADING_LAYER``) stays numba's choice: ``omp`` is thread-safe, ``workqueue`` aborts the
+    process when two Python threads launch kernels at once (these kernels release the GIL).
+    """
+    torch_threads = torch.get_num_threads()
+    try:
+        numba.get_num_threads()  # launches the threading layer
+    finally:
+        _restore_torch_threads(torch_threads)
+    return numba.threading_layer()
+
+
+def _restore_torch_threads(count: int) -> None:
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+
+
+def numba_threads_for(num_values: int) -> int:
+    """Threads for one kernel call: 1 below ``SERIAL_BELOW`` values, else at most torch's thread count."""
+    if num_values < SERIAL_BELOW:
+        return 1
+    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+
+
+def _run(kernel, num_values: int, *args) -> None:
+    """Call a parallel kernel with ``numba_threads_for`` threads (numba's count is per Python thread)."""
+    configure_numba_threading()
+    torch_threads = torch.get_num_threads()
+    previous = numba.get_num_threads()
+    numba.set_num_threads(numba_threads_for(num_values))
+    try:
+        kernel(*args)
+    finally:
+        numba.set_num_threads(previous)
+        _restore_torch_threads(torch_threads)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -131,8 +190,8 @@ class _FSQNumbaFunction(torch.autograd.Function):
         codes = _empty(tuple(z32.shape), np.float32)
         indices = _empty((z32.shape[0], num_groups), np.int32)
         if z32.shape[0]:
-            fsq_numba_forward_kernel(z32.detach().numpy(), col.thresholds, col.half_width, col.basis,
-                                     num_groups, codes.numpy(), indices.numpy())
+            _run(fsq_numba_forward_kernel, z32.numel(), z32.detach().numpy(), col.thresholds,
+                 col.half_width, col.basis, num_groups, codes.numpy(), indices.numpy())
         ctx.save_for_backward(z32)
         ctx.columns = col
         ctx.mark_non_differentiable(indices)
@@ -145,8 +204,8 @@ class _FSQNumbaFunction(torch.autograd.Function):
         grad_z = _empty(tuple(z32.shape), np.float32)
         if z32.shape[0]:
             col = ctx.columns
-            fsq_numba_backward_kernel(z32.detach().numpy(), grad.numpy(), col.shift, col.grad_scale,
-                                      grad_z.numpy())
+            _run(fsq_numba_backward_kernel, z32.numel(), z32.detach().numpy(), grad.numpy(), col.shift,
+                 col.grad_scale, grad_z.numpy())
         return grad_z, None, None
 
 

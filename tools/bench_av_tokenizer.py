@@ -5,8 +5,9 @@
    of the same model, measured side by side (medians of interleaved repeats). Model: paper token
    budget and patching, half the width (d 384, 6 heads) and 2 + 2 blocks so a CPU run stays short.
 2. FSQ backend: one training step (forward + backward) of the tiny preset with kernels' FSQ on the
-   ``torch`` backend (the config default) and on ``auto`` (numba on CPU), each in its own subprocess
-   (numba's OpenMP workers would otherwise slow the other case too), interleaved.
+   ``torch`` reference and on ``auto`` (numba on CPU, the config default), each in its own subprocess,
+   interleaved. (Before kernels restored torch's thread count after numba's first parallel call, ``auto``
+   made every later torch op ~10x slower; this guards against that coming back.)
 
 Targets use the process's CPU time with one thread (the work done, which other jobs on a shared box
 barely disturb); wall-clock numbers are printed beside them.
@@ -114,8 +115,9 @@ def main() -> None:
     joint = fusion(args.repeats)
     slowdown = fsq_backends(max(3, args.repeats // 2), args.steps)
     print(f"target joint_over_separate_cpu: {joint:.2f} (goal <= 1.5) {'met' if joint <= 1.5 else 'missed'}")
-    print(f"target fsq_auto_over_torch_step_wall: {slowdown:.1f} (goal >= 1, torch default is not slower) "
-          f"{'met' if slowdown >= 1.0 else 'missed'}")
+    ok = slowdown <= 1.25
+    print(f"target fsq_auto_over_torch_step_wall: {slowdown:.2f} (goal <= 1.25, auto default costs no more "
+          f"than the torch reference) {'met' if ok else 'missed'}")
 
 
 if __name__ == "__main__":

@@ -59,10 +59,10 @@ class AVTokenizerConfig:
     video_tokens: int = 768
     audio_tokens: int = 384
     fsq_levels: tuple[int, ...] = (8, 8, 8, 6, 5)  # 15,360 codes (FSQ paper's ~2^14 level set)
-    # kernels' FSQ backend. "torch": ≤ 1152 tokens × 5 dims per clip make FSQ's cost negligible, and the
-    # CPU numba backend's OpenMP workers keep spinning after each call, slowing every later torch op on a
-    # busy CPU (tiny model step 12 ms → 250-700 ms measured); "auto" picks numba/cupy.
-    fsq_backend: str = "torch"
+    # kernels' FSQ backend; "auto" picks numba on CPU (numba.cuda / cupy on GPU). At ≤ 1152 tokens × 5
+    # dims per clip the backend barely matters: the tiny train step costs the same with "auto" and
+    # "torch" (tools/bench_av_tokenizer.py).
+    fsq_backend: str = "auto"
     align_dim: int | None = None
     align_hidden: int | None = None
     prior: TransformerConfig | None = None

@@ -1,0 +1,183 @@
+"""avtok-tokenizer: train (curricula), encode, decode, reconstruct and inspect the AV / visual tokenizers.
+
+Presets: ``tiny`` / ``paper`` (= ``tiny-av`` / ``paper-av``) are the AV tokenizer; ``tiny-visual``,
+``base-visual``, ``so400m-visual`` the visual one. ``--checkpoint`` / ``--model`` take a directory written
+by ``save_pretrained`` (``train`` writes one to ``<checkpoint-dir>/final``; a run directory resolves to it).
+Tokens (AV) are saved as safetensors (``indices`` int32 (B, N)) with modalities, fps and audio format in
+the metadata, so ``decode`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from safetensors.torch import load_file, save_file
+
+from avtok.media_io import AVClip, read_clip, write_clip
+from avtok.tokenizer.av_clip import decode_clips, encode_clips
+from avtok.tokenizer.av_config import expected_av_num_params, resolve_av_config
+from avtok.tokenizer.av_tokenizer import AVTokenizer, AVTokenizerOutput, build_av_tokenizer
+from avtok.tokenizer.config import expected_num_params, resolve_config
+from avtok.tokenizer.pretrained import config_to_dict, from_pretrained
+from avtok.tokenizer.visual import VisualTokenizer, build_tokenizer
+
+app = typer.Typer(
+    help="avtok tokenizers: train with curricula, encode, decode, reconstruct, info.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Model = Annotated[
+    str,
+    typer.Option(
+        help="Preset (tiny, paper, tiny-visual, …; random weights) or a "
+        "save_pretrained / train run directory."
+    ),
+]
+Start = Annotated[float, typer.Option(help="Window start in seconds.")]
+
+
+def parse_preset(name: str) -> tuple[str, str]:
+    """``tiny-av`` / ``tiny`` → ("av", "tiny"); ``tiny-visual`` → ("visual", "tiny")."""
+    if name.endswith("-visual"):
+        family, preset = "visual", name[: -len("-visual")]
+    else:
+        family, preset = "av", name.removesuffix("-av")
+    try:
+        (resolve_av_config if family == "av" else resolve_config)(preset)
+    except ValueError as err:
+        raise typer.BadParameter(
+            f"{err} (presets: tiny-av, paper-av, tiny-visual, base-visual, "
+            "so400m-visual; or pass a directory written by save_pretrained)"
+        ) from err
+    return family, preset
+
+
+def _model_dir(path: Path) -> Path:
+    return path / "final" if (path / "final" / "config.json").exists() else path
+
+
+def load_model(model: str, *, device: str = "cpu") -> AVTokenizer | VisualTokenizer:
+    """A ``save_pretrained`` / run directory, or a preset name (randomly initialised)."""
+    if Path(model).is_dir():
+        d = _model_dir(Path(model))
+        if not (d / "config.json").exists():
+            raise typer.BadParameter(
+                f"{model}: no config.json (nor final/config.json); pass the directory "
+                "`avtok-tokenizer train --checkpoint-dir` wrote or a save_pretrained dir"
+            )
+        return from_pretrained(d, device=device).eval()
+    family, preset = parse_preset(model)
+    typer.echo(f"note: preset {model!r} has random weights", err=True)
+    net = build_av_tokenizer(preset) if family == "av" else build_tokenizer(preset)
+    return net.to(device).eval()
+
+
+def _av_only(net) -> AVTokenizer:
+    if not isinstance(net, AVTokenizer):
+        raise typer.BadParameter(
+            f"this command needs an AV tokenizer, got a {type(net).__name__}; "
+            "use `reconstruct` for the visual tokenizer"
+        )
+    return net
+
+
+def _read_window(model: AVTokenizer, source: Path, start: float) -> AVClip:
+    c = model.config
+    return read_clip(
+        source,
+        start=start,
+        duration=c.seconds,
+        fps=c.fps,
+        size=(c.height, c.width),
+        resize_mode="crop",
+        allow_silent=True,
+    )
+
+
+@app.command()
+def info(model: Annotated[str, typer.Argument(help="Preset name or model directory.")] = "tiny") -> None:
+    """Print the config, window / token budget and parameter counts."""
+    if Path(model).is_dir():
+        net = load_model(model)
+        cfg, family = net.config, "av" if isinstance(net, AVTokenizer) else "visual"
+    else:
+        family, preset = parse_preset(model)
+        cfg = resolve_av_config(preset) if family == "av" else resolve_config(preset)
+    typer.echo(json.dumps(config_to_dict(cfg), indent=2))
+    if family == "visual":
+        typer.echo(f"visual tokenizer: patch {cfg.patch}, latent {cfg.latent_dim}, fsq {cfg.use_fsq}")
+        for part, n in expected_num_params(cfg).items():
+            typer.echo(f"{part:>13}: {n:,}")
+        return
+    typer.echo(
+        f"window: {cfg.frames} frames {cfg.height}x{cfg.width} @ {cfg.fps:.4g} fps + 80x{cfg.mel_frames} "
+        f"mel ({cfg.seconds:.3f} s); tokens: {cfg.video_tokens} video + {cfg.audio_tokens} audio, "
+        f"codebook {cfg.codebook_size}"
+    )
+    for part, n in expected_av_num_params(cfg).items():
+        typer.echo(f"{part:>13}: {n:,}")
+
+
+@app.command()
+def encode(source: Path, tokens: Path, model: Model = "tiny", start: Start = 0.0) -> None:
+    """Encode one window of SOURCE into TOKENS (.safetensors) with the AV tokenizer."""
+    net = _av_only(load_model(model))
+    clip = _read_window(net, source, start)
+    with torch.no_grad():
+        out = encode_clips(net, clip)
+    meta = {
+        "modalities": ",".join(out.modalities),
+        "counts": ",".join(map(str, out.counts)),
+        "fps": str(clip.fps),
+        "sample_rate": str(clip.sample_rate),
+        "channels": str(clip.channels),
+    }
+    save_file({"indices": out.indices.contiguous()}, str(tokens), metadata=meta)
+    typer.echo(
+        f"{tokens}: {out.indices.shape[1]} tokens ({dict(zip(out.modalities, out.counts, strict=True))})"
+    )
+
+
+@app.command()
+def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
+    """Decode TOKENS into a sounding mp4 OUTPUT (HiFi-GAN vocoder)."""
+    from safetensors import safe_open
+
+    net = _av_only(load_model(model))
+    with safe_open(str(tokens), framework="pt") as f:
+        meta = f.metadata() or {}
+    out = AVTokenizerOutput(
+        indices=load_file(str(tokens))["indices"],
+        modalities=tuple(meta["modalities"].split(",")),
+        counts=tuple(int(n) for n in meta["counts"].split(",")),
+    )
+    with torch.no_grad():
+        (clip,) = decode_clips(
+            net,
+            out,
+            fps=float(meta["fps"]),
+            sample_rate=int(meta["sample_rate"]),
+            channels=int(meta["channels"]),
+        )
+    typer.echo(str(write_clip(output, clip)))
+
+
+from avtok.tokenizer.cli_train import reconstruct_command, train_command  # noqa: E402  (registers below)
+
+app.command(name="train")(train_command)
+app.command(name="reconstruct")(reconstruct_command)
+
+
+def main() -> None:  # console-script entry point alternative
+    app()
+
+
+if __name__ == "__main__":
+    app()
+
+__all__ = ["app", "load_model", "parse_preset", "main"]

@@ -1,0 +1,196 @@
+"""``avtok-tokenizer train`` and ``reconstruct`` (registered on :data:`avtok.tokenizer.cli.app`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import torch
+import typer
+
+from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
+from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
+from avtok.media_io import AVClip, read_clip, write_clip
+from avtok.tokenizer.av_clip import AVClipReconstructor
+from avtok.tokenizer.av_tokenizer import AVTokenizer
+from avtok.tokenizer.pretrained import save_pretrained
+from avtok.tokenizer.recipes import RunConfig, resolve_data, train_tokenizer, windows
+from avtok.tokenizer.reconstruct import VisualReconstructor
+
+__all__ = ["train_command", "reconstruct_command", "metrics_table", "concat_clips"]
+
+REPORT_COLUMNS = ("model", "psnr", "ssim", "frame_fid", "mel_l1", "mrstft", "si_sdr")
+
+
+def train_command(
+    preset: Annotated[
+        str, typer.Option(help="tiny-av, paper-av, tiny-visual, base-visual, so400m-visual")
+    ] = "tiny-av",
+    data: Annotated[
+        str, typer.Option(help="sample:<name> (bundled clip), a file, a folder or a .txt manifest")
+    ] = "sample:concert",
+    schedule: Annotated[str | None, typer.Option(help="vfal | vanilla (AV); atoken | plain (visual)")] = None,
+    minutes: Annotated[float | None, typer.Option(help="Wall-clock budget, split over the stages")] = None,
+    max_steps: Annotated[
+        int, typer.Option(help="Optimizer steps over all stages (split by fraction)")
+    ] = 2000,
+    holdout_seconds: Annotated[float, typer.Option(help="Hold out the last N seconds of every clip")] = 10.0,
+    checkpoint_dir: Annotated[Path, typer.Option(help="Stage checkpoints + final/ model")] = Path(
+        "runs/tokenizer"
+    ),
+    resume: Annotated[bool, typer.Option(help="Skip finished stages, continue the interrupted one")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: no tracking)")] = None,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    eval_every: int = 200,
+    eval_windows: Annotated[int, typer.Option(help="Held-out windows scored")] = 16,
+    gram: Annotated[bool, typer.Option(help="Visual: Gram loss on images (ablation: --no-gram)")] = True,
+    report: Annotated[
+        bool, typer.Option(help="Score the held-out windows with avtok.eval at the end")
+    ] = True,
+    seed: int = 0,
+) -> None:
+    """Train a tokenizer with a curriculum on real clips; print held-out metrics next to the baselines."""
+    from avtok.tokenizer.cli import parse_preset
+
+    family, name = parse_preset(preset)
+    sched = schedule or ("vfal" if family == "av" else "atoken")
+    try:
+        resolve_data(data)
+        cfg = RunConfig(
+            family=family,
+            preset=name,
+            schedule=sched,
+            data=data,
+            holdout_seconds=holdout_seconds,
+            minutes=minutes,
+            max_steps=max_steps,
+            checkpoint_dir=checkpoint_dir,
+            device=device,
+            batch_size=batch_size,
+            lr=lr,
+            eval_every=eval_every,
+            eval_windows=eval_windows,
+            gram=gram,
+            seed=seed,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    tracker = None
+    if experiment:
+        from avtok.eval.tracking import MlflowTracker
+
+        tracker = MlflowTracker(experiment=experiment, run_name=f"{preset}-{sched}")
+    try:
+        model, results = train_tokenizer(cfg, tracker=tracker, resume=resume)
+        final = save_pretrained(model.cpu().eval(), Path(checkpoint_dir) / "final")
+        for r in results:
+            typer.echo(
+                f"stage {r.name}: steps {r.start_step} -> {r.steps}{' (done earlier)' if r.skipped else ''} "
+                f"{json.dumps({k: round(v, 4) for k, v in r.eval_metrics.items()})}"
+            )
+        typer.echo(f"model: {final}")
+        if report:
+            summary = _heldout(cfg, model)
+            path = Path(checkpoint_dir) / "heldout.json"
+            path.write_text(json.dumps(summary.to_dicts(), indent=1, default=str))
+            _print_table(summary)
+            if tracker is not None:
+                row = summary.row(0, named=True)
+                tracker.log_metrics(
+                    {
+                        f"heldout/{k}": float(row[k])
+                        for k in REPORT_COLUMNS[1:]
+                        if k in row and row[k] is not None
+                    }
+                )
+                tracker.log_artifact(path)
+    finally:
+        if tracker is not None:
+            tracker.close()
+
+
+def _heldout(cfg: RunConfig, model) -> pl.DataFrame:
+    import importlib
+
+    family = importlib.import_module(f"avtok.tokenizer.recipes_{cfg.family}")
+    clips = family.prepare(cfg).held_out
+    return family.heldout_report(model, clips)
+
+
+def _print_table(df: pl.DataFrame) -> None:
+    cols = [c for c in REPORT_COLUMNS if c in df.columns]
+    with pl.Config(tbl_rows=20, tbl_cols=len(cols), tbl_width_chars=160, float_precision=4):
+        typer.echo(str(df.select(cols)))
+
+
+def concat_clips(clips: list[AVClip]) -> AVClip:
+    """Consecutive windows → one clip (frames and audio concatenated)."""
+    first = clips[0]
+    return AVClip(
+        video=torch.cat([c.video for c in clips]),
+        audio=torch.cat([c.audio for c in clips], dim=1),
+        fps=first.fps,
+        sample_rate=first.sample_rate,
+        start=first.start,
+        source=first.source,
+    )
+
+
+def metrics_table(out: AVClip, ref: AVClip, *, name: str, audio: bool = True) -> pl.DataFrame:
+    """avtok.eval clip metrics of ``out`` and of the trivial baselines on ``ref``, one row each."""
+    mcfg = ClipMetricsConfig(audio=audio)
+    rows = [{"model": name, **clip_metrics(out, ref, mcfg)}]
+    for b in (MeanFrameSilenceBaseline(), RepeatFirstFrameBaseline()):
+        rows.append({"model": b.name, **clip_metrics(b.reconstruct(ref), ref, mcfg)})
+    return pl.DataFrame(rows)
+
+
+def reconstruct_command(
+    source: Path,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output mp4")] = Path("reconstruction.mp4"),
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", "--model", help="Run dir / save_pretrained dir, or a preset")
+    ] = "tiny",
+    start: Annotated[float, typer.Option(help="Start (s)")] = 0.0,
+    duration: Annotated[float, typer.Option(help="Seconds to reconstruct (whole model windows)")] = 4.0,
+    size: Annotated[int, typer.Option(help="Visual tokenizer: frame side")] = 64,
+    device: str = "cpu",
+) -> None:
+    """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
+    from avtok.tokenizer.cli import load_model
+
+    net = load_model(checkpoint, device=device)
+    if isinstance(net, AVTokenizer):
+        c = net.config
+        n = max(1, math.floor(duration / c.seconds))
+        clip = read_clip(
+            source,
+            start=start,
+            duration=n * c.frames / c.fps,
+            fps=c.fps,
+            size=(c.height, c.width),
+            resize_mode="crop",
+            allow_silent=True,
+        )
+        wins = windows(clip, c.frames, c.frames)
+        if not wins:
+            raise typer.BadParameter(
+                f"{source}: shorter than one {c.seconds:.2f} s window after --start {start}"
+            )
+        rec = AVClipReconstructor(net)
+        out, ref = concat_clips([rec.reconstruct(w) for w in wins]), concat_clips(wins)
+        table = metrics_table(out, ref, name="avtok-av")
+    else:
+        ref = read_clip(
+            source, start=start, duration=duration, size=(size, size), resize_mode="crop", allow_silent=True
+        )
+        out = VisualReconstructor(net).reconstruct(ref)
+        table = metrics_table(out, ref, name="atoken-visual", audio=False)
+    typer.echo(f"{write_clip(output, out)}: {out.num_frames} frames, {out.audio.shape[1]} audio samples")
+    with pl.Config(tbl_rows=10, tbl_cols=10, tbl_width_chars=160, float_precision=4):
+        typer.echo(str(table))

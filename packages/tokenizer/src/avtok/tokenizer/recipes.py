@@ -1,0 +1,320 @@
+"""Training recipes: real-clip data, step functions, held-out evaluation and the staged-run driver.
+
+``train_tokenizer(cfg)`` runs a :class:`~avtok.tokenizer.curriculum.Schedule` with the shared runtime
+(``avtok.tokenizer.training.Trainer``): one Trainer per stage, each in ``checkpoint_dir/<k>-<stage>``;
+stage k loads stage k−1's final weights (model + buffers) before training, and a ``done.json`` marker per
+finished stage lets ``resume=True`` skip finished stages and continue the interrupted one bit-exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from avtok.eval.tracking import NullTracker, Tracker
+from avtok.media_io import AVClip, read_clip
+from avtok.media_io.samples import sample_path
+from avtok.tokenizer.curriculum import (
+    RoundRobinTasks,
+    Schedule,
+    Stage,
+    apply_stage,
+    available_ratios,
+    get_schedule,
+)
+from avtok.tokenizer.training import CheckpointManager, ResumableLoader, TrainConfig, Trainer
+
+__all__ = [
+    "RunConfig",
+    "StageResult",
+    "resolve_data",
+    "load_media",
+    "split_holdout",
+    "train_tokenizer",
+    "stage_dir",
+]
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """One ``avtok-tokenizer train`` run (logged whole as tracker params)."""
+
+    family: str = "av"  # "av" or "visual"
+    preset: str = "tiny"
+    schedule: str = "vfal"
+    data: str = "sample:concert"
+    holdout_seconds: float = 10.0
+    minutes: float | None = None
+    max_steps: int = 2000
+    batch_size: int = 8
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    eval_every: int = 200
+    eval_windows: int = 16
+    checkpoint_dir: Path = Path("runs/tokenizer")
+    device: str = "cpu"
+    seed: int = 0
+    gram: bool = True  # visual: Gram term of the reconstruction loss (ablation: --no-gram)
+    perceptual: bool = True  # visual: Inception perceptual + Gram terms on images (off: L1 only)
+    image_size: int = 64  # visual: frame side
+    artifacts: bool = True
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        self.checkpoint_dir = Path(self.checkpoint_dir)
+        if self.family not in ("av", "visual"):
+            raise ValueError(f"RunConfig.family={self.family!r}: use 'av' or 'visual'")
+        get_schedule(self.schedule, family=self.family)
+        if self.holdout_seconds < 0 or self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError("holdout_seconds must be >= 0, max_steps and batch_size >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(kw_only=True)
+class StageResult:
+    name: str
+    steps: int
+    start_step: int = 0
+    checkpoint: Path | None
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    skipped: bool = False
+
+
+def resolve_data(data: str) -> list[Path]:
+    """``sample:<name>`` (bundled clip), a media file, a folder of media, or a text manifest (one path
+    per line)."""
+    if data.startswith("sample:"):
+        return [sample_path(data.split(":", 1)[1])]
+    path = Path(data)
+    if path.is_dir():
+        from avtok.media_io.datasets import list_media
+
+        return list_media(path)
+    if path.suffix in (".txt", ".lst") and path.is_file():
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+        return [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines]
+    if path.is_file():
+        return [path]
+    raise ValueError(
+        f"--data {data!r}: not a file, folder, manifest (.txt) or sample:<name> (e.g. sample:concert)"
+    )
+
+
+def load_media(paths: list[Path], *, fps: float, size: tuple[int, int]) -> list[AVClip]:
+    """Whole files at the model's fps and frame size (centre crop), audio as stored."""
+    return [read_clip(p, fps=fps, size=size, resize_mode="crop", allow_silent=True) for p in paths]
+
+
+def split_holdout(clip: AVClip, seconds: float) -> tuple[AVClip, AVClip | None]:
+    """``(train, held_out)``: the last ``seconds`` of the clip are held out (None when 0)."""
+    n_hold = int(round(seconds * clip.fps))
+    if n_hold <= 0:
+        return clip, None
+    if n_hold >= clip.num_frames:
+        raise ValueError(
+            f"--holdout-seconds {seconds}: the clip {clip.source} lasts only "
+            f"{clip.num_frames / clip.fps:.1f} s; hold out less"
+        )
+    cut = clip.num_frames - n_hold
+    a_cut = int(round(cut / clip.fps * clip.sample_rate))
+
+    def part(v: slice, a: slice, start: float) -> AVClip:
+        return AVClip(
+            video=clip.video[v].contiguous(),
+            audio=clip.audio[:, a].contiguous(),
+            fps=clip.fps,
+            sample_rate=clip.sample_rate,
+            start=clip.start + start,
+            source=clip.source,
+        )
+
+    return part(slice(0, cut), slice(0, a_cut), 0.0), part(
+        slice(cut, None), slice(a_cut, None), cut / clip.fps
+    )
+
+
+def windows(clip: AVClip, frames: int, stride: int) -> list[AVClip]:
+    """Consecutive ``frames``-frame windows (hop ``stride`` frames) with their audio span."""
+    out = []
+    spf = clip.sample_rate / clip.fps
+    for t in range(0, clip.num_frames - frames + 1, stride):
+        a0, a1 = int(round(t * spf)), int(round((t + frames) * spf))
+        out.append(
+            AVClip(
+                video=clip.video[t : t + frames],
+                audio=clip.audio[:, a0:a1],
+                fps=clip.fps,
+                sample_rate=clip.sample_rate,
+                start=clip.start + t / clip.fps,
+                source=clip.source,
+            )
+        )
+    return out
+
+
+def evenly(items: list, n: int) -> list:
+    """``n`` items spread evenly over the list (all when it is shorter)."""
+    if len(items) <= n:
+        return list(items)
+    return [items[int(i * len(items) / n)] for i in range(n)]
+
+
+def stage_dir(root: Path, index: int, stage: Stage) -> Path:
+    return Path(root) / f"{index}-{stage.name}"
+
+
+def _done_marker(d: Path) -> Path:
+    return d / "done.json"
+
+
+def _load_previous(model: nn.Module, prev_dir: Path) -> None:
+    """Load stage k−1's final weights into ``model`` (shapes must match; new modules keep their init)."""
+    ckpt = CheckpointManager(prev_dir).load(None)
+    own = model.state_dict()
+    usable = {k: v for k, v in ckpt.model.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"{prev_dir}: checkpoint shares no weights with this model; same preset?")
+    model.load_state_dict(usable, strict=False)
+
+
+@dataclass(kw_only=True)
+class StageHooks:
+    """What a model family gives the driver for one stage."""
+
+    data: Any
+    step_fn: Any
+    evaluate: Any
+    artifacts: Any | None
+    grad_accum: int
+
+
+def train_tokenizer(
+    cfg: RunConfig, *, tracker: Tracker | None = None, resume: bool = False
+) -> tuple[nn.Module, list[StageResult]]:
+    """Run every enabled stage of ``cfg.schedule``; returns the final model and per-stage results."""
+    import importlib
+
+    family = importlib.import_module(f"avtok.tokenizer.recipes_{cfg.family}")  # model-family specifics
+    tracker = tracker or NullTracker()
+    schedule: Schedule = get_schedule(cfg.schedule, family=cfg.family)
+    stages = schedule.active
+    total = sum(s.fraction for s in stages)
+    ctx = family.prepare(cfg)
+    tracker.log_params({f"run.{k}": v for k, v in cfg.to_dict().items()})
+    results, prev = [], None
+    model = None
+    for k, stage in enumerate(stages):
+        d = stage_dir(cfg.checkpoint_dir, k, stage)
+        torch.manual_seed(cfg.seed + k)
+        model = family.build(cfg, ctx, stage).to(cfg.device)
+        if stage.init == "previous" and prev is not None:
+            _load_previous(model, prev)
+        done = _finished_steps(d) if resume else None
+        if done is not None and done >= _stage_steps(cfg, stage, total):
+            _load_previous(model, d)
+            results.append(
+                StageResult(
+                    name=stage.name,
+                    steps=done,
+                    start_step=done,
+                    checkpoint=CheckpointManager(d).latest(),
+                    skipped=True,
+                )
+            )
+            prev = d
+            continue
+        results.append(_run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, schedule))
+        prev = d
+    return model, results
+
+
+def _finished_steps(d: Path) -> int | None:
+    """Steps of a finished stage (its done.json), None when it never finished."""
+    marker = _done_marker(d)
+    return int(json.loads(marker.read_text())["steps"]) if marker.exists() else None
+
+
+def _stage_steps(cfg: RunConfig, stage: Stage, total: float) -> int:
+    return max(1, math.ceil(cfg.max_steps * stage.fraction / total))
+
+
+def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, schedule) -> StageResult:
+    share = stage.fraction / total
+    mults = apply_stage(model, stage)
+    hooks: StageHooks = family.hooks(cfg, ctx, model, stage)
+    steps = _stage_steps(cfg, stage, total)
+    tcfg = TrainConfig(
+        lr=cfg.lr,
+        min_lr=cfg.lr / 10,
+        warmup_steps=min(cfg.warmup_steps, steps // 4),
+        max_steps=steps,
+        lr_multipliers=mults,
+        grad_accum=hooks.grad_accum,
+        ema_decay=0.999,
+        seed=cfg.seed + k,
+        checkpoint_dir=d,
+        checkpoint_every=max(1, steps // 2),
+        keep_last=1,
+        log_every=max(1, min(20, steps // 5)),
+        eval_every=min(cfg.eval_every, steps),
+        max_minutes=None if cfg.minutes is None else cfg.minutes * share,
+        progress=cfg.progress,
+    )
+    trainer = Trainer(
+        model,
+        hooks.step_fn,
+        hooks.data,
+        tcfg,
+        tracker=_Prefixed(tracker, f"{k}-{stage.name}"),
+        evaluate=hooks.evaluate,
+        artifacts=hooks.artifacts if cfg.artifacts else None,
+        params={"schedule": schedule.to_dict(), "stage": stage.name},
+        artifact_dir=d / "artifacts",
+    )
+    summary = trainer.fit(resume=resume)
+    _done_marker(d).write_text(json.dumps({"steps": summary.steps, "stop": summary.stop_reason}))
+    return StageResult(
+        name=stage.name,
+        steps=summary.steps,
+        start_step=summary.start_step,
+        checkpoint=summary.checkpoint,
+        eval_metrics=dict(summary.eval_metrics),
+    )
+
+
+class _Prefixed:
+    """Tracker view that prefixes metric names with the stage (one run, several stages)."""
+
+    def __init__(self, inner: Tracker, prefix: str) -> None:
+        self.inner, self.prefix = inner, prefix
+
+    def log_params(self, params) -> None:
+        self.inner.log_params({f"{self.prefix}.{k}": v for k, v in params.items()})
+
+    def log_metrics(self, metrics, *, step=None) -> None:
+        self.inner.log_metrics({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path, *, artifact_path=None) -> None:
+        self.inner.log_artifact(path, artifact_path=f"{self.prefix}/{artifact_path or ''}".rstrip("/"))
+
+    def close(self, status: str = "FINISHED") -> None:  # the caller closes the real tracker
+        pass
+
+
+def l1(a: Tensor, b: Tensor) -> Tensor:
+    return (a.float() - b.float()).abs().mean()
+
+
+def batch_loader(items: list, *, batch_size: int, seed: int) -> ResumableLoader:
+    return ResumableLoader(items, batch_size=min(batch_size, len(items)), seed=seed)
+
+
+__all__ += ["windows", "evenly", "StageHooks", "available_ratios", "RoundRobinTasks"]

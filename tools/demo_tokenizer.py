@@ -1,0 +1,246 @@
+"""The main job's tokenizer phase: train (or reuse) the AV tokenizer with VFAL, then score its
+reconstructions of the held-out windows next to the trivial baselines and the media "codec ceilings"."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import torch
+import torchaudio.functional as AF
+from tqdm import tqdm
+
+from avtok.eval.reconstruction import ReconstructionConfig, evaluate_reconstruction
+from avtok.eval.tracking import Tracker
+from avtok.media_io import AVClip, MelConfig, log_mel, mel_to_wave, read_clip, write_clip
+from avtok.tokenizer import recipes_av
+from avtok.tokenizer.av_clip import AVClipReconstructor
+from avtok.tokenizer.av_tokenizer import AVTokenizer, build_av_tokenizer
+from avtok.tokenizer.cli_train import concat_clips
+from avtok.tokenizer.curriculum import get_schedule
+from avtok.tokenizer.recipes import (
+    RunConfig,
+    load_media,
+    resolve_data,
+    split_holdout,
+    stage_dir,
+    train_tokenizer,
+)
+from avtok.tokenizer.recipes import windows as cut_windows
+from avtok.tokenizer.training import CheckpointManager
+
+MEL = MelConfig()  # the HiFi-GAN universal vocoder's analysis settings (the tokenizer's mel)
+
+
+@dataclass(kw_only=True)
+class TokenizerResult:
+    model: AVTokenizer
+    stages: list[dict]  # name, start_step, steps, reused
+    reused: bool  # every stage came from an earlier run's checkpoints
+    held_out: list[AVClip] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return sum(s["steps"] for s in self.stages)
+
+    @property
+    def new_steps(self) -> int:
+        return sum(s["steps"] - s["start_step"] for s in self.stages)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _finished(run: RunConfig) -> dict[str, Path] | None:
+    """The stage folders when every stage of the schedule finished (its done.json), else None."""
+    stages = get_schedule(run.schedule, family="av").active
+    dirs = {s.name: stage_dir(run.checkpoint_dir, k, s) for k, s in enumerate(stages)}
+    return dirs if all((d / "done.json").is_file() for d in dirs.values()) else None
+
+
+def _load_finished(run: RunConfig, dirs: dict[str, Path]) -> TokenizerResult:
+    """Rebuild the model from the last stage's final runtime checkpoint (weights + mel statistics)."""
+    model = build_av_tokenizer(run.preset)
+    model.load_state_dict(CheckpointManager(list(dirs.values())[-1]).load(None).model)
+    stages = []
+    for name, d in dirs.items():
+        steps = int(json.loads((d / "done.json").read_text())["steps"])
+        stages.append({"name": name, "start_step": steps, "steps": steps, "reused": True})
+    return TokenizerResult(model=model.to(run.device).eval(), stages=stages, reused=True)
+
+
+def train_or_reuse(run: RunConfig, tracker: Tracker) -> TokenizerResult:
+    """A finished earlier run is loaded as is, even when its stages stopped on the wall-clock budget
+    (``train_tokenizer(resume=True)`` alone would train those further); an interrupted one resumes."""
+    dirs = _finished(run)
+    if dirs is not None:
+        return _load_finished(run, dirs)
+    model, results = train_tokenizer(run, tracker=tracker, resume=True)
+    stages = [
+        {
+            "name": r.name,
+            "start_step": r.start_step if not r.skipped else r.steps,
+            "steps": r.steps,
+            "reused": r.skipped,
+        }
+        for r in results
+    ]
+    return TokenizerResult(model=model.eval(), stages=stages, reused=all(r.skipped for r in results))
+
+
+# ---------------------------------------------------------------- media ceilings (eval's Reconstructor)
+
+
+def _with_audio(clip: AVClip, audio: torch.Tensor) -> AVClip:
+    n = clip.audio.shape[-1]
+    audio = torch.nn.functional.pad(audio, (0, max(0, n - audio.shape[-1])))[..., :n]
+    return AVClip(
+        video=clip.video,
+        audio=audio.contiguous(),
+        fps=clip.fps,
+        sample_rate=clip.sample_rate,
+        start=clip.start,
+        source=clip.source,
+    )
+
+
+class Recorded:
+    """Wraps a Reconstructor and keeps its outputs, so the report reuses what evaluation computed."""
+
+    def __init__(self, model) -> None:
+        self.model, self.name, self.outputs = model, model.name, {}
+
+    @property
+    def last_indices(self):
+        return getattr(self.model, "last_indices", None)
+
+    def reconstruct(self, clip: AVClip) -> AVClip:
+        out = self.outputs[id(clip)] = self.model.reconstruct(clip)
+        return out
+
+
+class CodecRoundTrip:
+    """Write an h264 + AAC mp4 with media-io and read it back at the same rates and size."""
+
+    name = "ceiling:h264+aac"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    def reconstruct(self, clip: AVClip) -> AVClip:
+        path = write_clip(self.workdir / "roundtrip.mp4", clip)
+        back = read_clip(
+            path,
+            fps=clip.fps,
+            size=(clip.height, clip.width),
+            sample_rate=clip.sample_rate,
+            channels=clip.channels,
+            duration=clip.duration,
+        )
+        frames = min(back.num_frames, clip.num_frames)
+        video = torch.cat(
+            [back.video[:frames], back.video[frames - 1 :].expand(clip.num_frames - frames, -1, -1, -1)]
+        )
+        return _with_audio(
+            AVClip(
+                video=video,
+                audio=back.audio,
+                fps=clip.fps,
+                sample_rate=clip.sample_rate,
+                start=clip.start,
+                source=clip.source,
+            ),
+            back.audio,
+        )
+
+
+class VocoderRoundTrip:
+    """Audio -> log-mel -> HiFi-GAN -> waveform, video untouched: the best the tokenizer's audio path
+    (which decodes a mel with the same vocoder) could reach."""
+
+    name = "ceiling:hifigan(true mel)"
+
+    def reconstruct(self, clip: AVClip) -> AVClip:
+        wave = clip.audio.mean(0)  # (N,) the vocoder is mono
+        if clip.sample_rate != MEL.sample_rate:
+            wave = AF.resample(wave, clip.sample_rate, MEL.sample_rate)
+        with torch.no_grad():
+            out = mel_to_wave(log_mel(wave, MEL), MEL)  # (frames * hop,)
+        if clip.sample_rate != MEL.sample_rate:
+            out = AF.resample(out, MEL.sample_rate, clip.sample_rate)
+        return _with_audio(clip, out.expand(clip.channels, -1))
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@dataclass(kw_only=True)
+class TokenizerEval:
+    summary: pl.DataFrame  # one row per model (tokenizer, baselines, ceilings)
+    per_clip: pl.DataFrame
+    models: dict[str, Recorded]  # their outputs per held-out window, for the report
+    fad_note: str
+
+
+def fad_available() -> tuple[bool, str]:
+    try:
+        from avtok.eval.audio_embedding import aisfx_checkpoint_path
+
+        aisfx_checkpoint_path()
+        return True, ""
+    except (ImportError, ModuleNotFoundError) as err:
+        return False, f"FAD not computed: {err}"
+
+
+def evaluate_tokenizer(
+    result: TokenizerResult, workdir: Path, *, frame_stride: int, reference_rows: bool
+) -> TokenizerEval:
+    """avtok.eval's reconstruction report of the tokenizer + baselines (+ the media ceilings)."""
+    fad, note = fad_available()
+    clips = result.held_out
+    rec = Recorded(AVClipReconstructor(result.model))
+    models = {rec.name: rec}
+    cfg = ReconstructionConfig(
+        frame_fid=True, fad=fad, frame_stride=frame_stride, codebook_size=result.model.config.codebook_size
+    )
+    reports = [
+        evaluate_reconstruction(
+            rec, tqdm(clips, desc="scoring tokenizer + baselines", unit="window"), cfg=cfg
+        )
+    ]
+    if reference_rows:
+        for model in (CodecRoundTrip(workdir), VocoderRoundTrip()):
+            models[model.name] = Recorded(model)
+            ceil_cfg = ReconstructionConfig(
+                frame_fid=True, fad=fad, frame_stride=frame_stride, baselines=False
+            )
+            reports.append(
+                evaluate_reconstruction(
+                    models[model.name], tqdm(clips, desc=f"scoring {model.name}", unit="window"), cfg=ceil_cfg
+                )
+            )
+    summary = pl.concat([r.summary for r in reports], how="diagonal_relaxed")
+    per_clip = pl.concat([r.per_clip for r in reports], how="diagonal_relaxed")
+    return TokenizerEval(summary=summary, per_clip=per_clip, models=models, fad_note=note)
+
+
+def held_out_stretch(run: RunConfig, model: AVTokenizer, windows: int) -> tuple[AVClip, AVClip] | None:
+    """``windows`` consecutive held-out windows of the first clip and their window-by-window
+    reconstruction, each joined into one clip (for the report's players)."""
+    c = model.config
+    clip = load_media(resolve_data(run.data)[:1], fps=c.fps, size=(c.height, c.width))[0]
+    _, held = split_holdout(clip, run.holdout_seconds)
+    parts = cut_windows(held if held is not None else clip, c.frames, c.frames)[:windows]
+    if not parts:
+        return None
+    rec = AVClipReconstructor(model)
+    outs = [
+        rec.reconstruct(w) for w in tqdm(parts, desc="reconstructing the held-out stretch", unit="window")
+    ]
+    return concat_clips(parts), concat_clips(outs)
+
+
+def prepare_held_out(run: RunConfig) -> list[AVClip]:
+    return recipes_av.prepare(run).held_out

@@ -49,28 +49,9 @@ import demo_tokenizer  # noqa: E402
 from demo_config import PRESETS, DemoConfig  # noqa: E402
 from demo_report import generator_sections, tokenizer_sections, write_report  # noqa: E402
 
-from avtok.eval.tracking import MlflowTracker, NullTracker, Tracker  # noqa: E402
+from avtok.eval.tracking import MlflowTracker, NullTracker, PrefixedTracker, Tracker  # noqa: E402
 from avtok.generator.latents import PooledAVLatents  # noqa: E402
 from avtok.tokenizer.recipes import RunConfig  # noqa: E402
-
-
-class Prefixed:
-    """Tracker view that prefixes metric / param names (tokenizer and generator share one MLflow run)."""
-
-    def __init__(self, inner: Tracker, prefix: str) -> None:
-        self.inner, self.prefix = inner, prefix
-
-    def log_params(self, params) -> None:
-        self.inner.log_params({f"{self.prefix}.{k}": v for k, v in params.items()})
-
-    def log_metrics(self, metrics, *, step=None) -> None:
-        self.inner.log_metrics({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=step)
-
-    def log_artifact(self, path, *, artifact_path=None) -> None:
-        self.inner.log_artifact(path, artifact_path=f"{self.prefix}/{artifact_path or ''}".rstrip("/"))
-
-    def close(self, status: str = "FINISHED") -> None:  # the job closes the real tracker
-        pass
 
 
 @dataclass(kw_only=True)
@@ -142,7 +123,7 @@ def _tokenizer_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Co
     """Train (or reuse) the AV tokenizer, reconstruct the held-out windows, score them."""
     run_cfg = tokenizer_run(cfg, cache)
     with _phase(timings, "tokenizer training", console):
-        tok = demo_tokenizer.train_or_reuse(run_cfg, Prefixed(tracker, "tokenizer"))
+        tok = demo_tokenizer.train_or_reuse(run_cfg, PrefixedTracker(tracker, "tokenizer"))
     tok.held_out = demo_tokenizer.prepare_held_out(run_cfg)
     with _phase(timings, "tokenizer evaluation", console), tempfile.TemporaryDirectory() as tmp:
         rec = demo_tokenizer.evaluate_tokenizer(
@@ -161,7 +142,7 @@ def _generator_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Co
         gen = demo_generator.train_or_reuse(
             data, job=cfg.job, prompt=cfg.text, cache=cache / "generator",
             minutes=cfg.minutes * (1 - cfg.tokenizer_share), max_steps=step_caps(cfg)[1], device=cfg.device,
-            seed=cfg.seed, tracker=Prefixed(tracker, "generator"),
+            seed=cfg.seed, tracker=PrefixedTracker(tracker, "generator"),
         )  # fmt: skip
     with _phase(timings, "generator sampling", console):
         refs, clips = demo_generator.generate(

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from avtok.eval.artifacts import frame_strip_png, log_report, short_mp4, spectrogram_png
-from avtok.eval.tracking import MlflowTracker, NullTracker, Tracker, compare_runs
+from avtok.eval.tracking import MlflowTracker, NullTracker, PrefixedTracker, Tracker, compare_runs
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -81,3 +81,24 @@ def test_missing_artifact_is_a_clear_error(uri, tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         t.log_artifact(tmp_path / "nope.png")
     t.close()
+
+
+def test_prefixed_tracker_names_params_metrics_and_artifacts(uri, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    tracker = MlflowTracker(experiment="unit", tracking_uri=uri, run_name="prefixed", rank=0)
+    view = PrefixedTracker(tracker, "stage-0")
+    assert isinstance(view, Tracker)
+    view.log_params({"lr": 0.001})
+    view.log_metrics({"train/loss": 0.5}, step=3)
+    note = tmp_path / "note.txt"
+    note.write_text("x")
+    view.log_artifact(note, artifact_path="media")
+    view.close()  # a view never closes the run it writes into
+    tracker.log_metrics({"after": 1.0})
+    tracker.close()
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(tracker.run_id)
+    assert run.data.params == {"stage-0.lr": "0.001"}
+    assert run.data.metrics == {"stage-0/train/loss": 0.5, "after": 1.0}
+    assert [a.path for a in client.list_artifacts(tracker.run_id, "stage-0/media")] == ["stage-0/media/note.txt"]

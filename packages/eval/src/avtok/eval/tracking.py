@@ -17,7 +17,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
 
-__all__ = ["Tracker", "NullTracker", "MlflowTracker", "default_tracking_uri", "compare_runs", "process_rank"]
+__all__ = [
+    "Tracker",
+    "NullTracker",
+    "PrefixedTracker",
+    "MlflowTracker",
+    "default_tracking_uri",
+    "compare_runs",
+    "process_rank",
+]
 
 
 @runtime_checkable
@@ -44,6 +52,27 @@ class NullTracker:
 
     def log_artifact(self, path: str | Path, *, artifact_path: str | None = None) -> None:
         pass
+
+    def close(self, status: str = "FINISHED") -> None:
+        pass
+
+
+class PrefixedTracker:
+    """A view of another tracker that prefixes names, so several jobs (stages, models) share one run:
+    params as ``<prefix>.<name>``, metrics as ``<prefix>/<name>``, artifacts under ``<prefix>/``.
+    ``close`` does nothing: whoever opened the real tracker closes it."""
+
+    def __init__(self, inner: Tracker, prefix: str) -> None:
+        self.inner, self.prefix = inner, prefix
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.inner.log_params({f"{self.prefix}.{k}": v for k, v in params.items()})
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
+        self.inner.log_metrics({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path: str | Path, *, artifact_path: str | None = None) -> None:
+        self.inner.log_artifact(path, artifact_path=f"{self.prefix}/{artifact_path or ''}".rstrip("/"))
 
     def close(self, status: str = "FINISHED") -> None:
         pass
@@ -90,8 +119,15 @@ class MlflowTracker:
     Pass ``run_id`` to resume a run; otherwise one is created in ``experiment`` (created if needed).
     """
 
-    def __init__(self, *, experiment: str, tracking_uri: str | None = None, run_name: str | None = None,
-                 run_id: str | None = None, rank: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        experiment: str,
+        tracking_uri: str | None = None,
+        run_name: str | None = None,
+        run_id: str | None = None,
+        rank: int | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.enabled = (process_rank() if rank is None else rank) == 0
         self.run_id = run_id
@@ -100,8 +136,13 @@ class MlflowTracker:
         self.client = _client(self.tracking_uri)
         if run_id is None:
             exp = self.client.get_experiment_by_name(experiment)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(
-                experiment, artifact_location=_artifact_root(self.tracking_uri))
+            exp_id = (
+                exp.experiment_id
+                if exp
+                else self.client.create_experiment(
+                    experiment, artifact_location=_artifact_root(self.tracking_uri)
+                )
+            )
             self.run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -140,8 +181,11 @@ def compare_runs(experiment: str, *, tracking_uri: str | None = None) -> pl.Data
         raise ValueError(f"experiment {experiment!r} not found in {uri}; known experiments: {names}")
     rows = []
     for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"]):
-        row: dict[str, Any] = {"run_id": run.info.run_id, "run_name": run.info.run_name,
-                               "status": run.info.status}
+        row: dict[str, Any] = {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+        }
         row.update({f"params.{k}": v for k, v in sorted(run.data.params.items())})
         row.update({f"metrics.{k}": float(v) for k, v in sorted(run.data.metrics.items())})
         rows.append(row)

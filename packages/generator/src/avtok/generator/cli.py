@@ -41,6 +41,25 @@ def _windows(codec: PooledAVLatents, sources: list[str], per_source: int) -> lis
     return clips
 
 
+def _train_config(*, lr: float, steps: int, output: Path, seed: int):
+    """The CLI's runtime settings for both generators: warmup-cosine to lr/10, no EMA / weight decay
+    (tiny models, short runs), one checkpoint at the end, ~20 log lines."""
+    from avtok.tokenizer.training import TrainConfig
+
+    return TrainConfig(
+        lr=lr,
+        min_lr=lr / 10,
+        warmup_steps=min(50, steps // 10),
+        max_steps=steps,
+        ema_decay=None,
+        weight_decay=0.0,
+        checkpoint_dir=output / "checkpoints",
+        checkpoint_every=steps,
+        log_every=max(1, steps // 20),
+        seed=seed,
+    )
+
+
 @app.command()
 def info(
     preset: str = "tiny",
@@ -82,7 +101,7 @@ def train(
 ) -> None:
     """Train on windows of real clips through the shared avtok Trainer; save a pipeline directory."""
     from avtok.eval.tracking import MlflowTracker, NullTracker
-    from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
+    from avtok.tokenizer.training import ResumableLoader, Trainer
 
     codec = PooledAVLatents(PooledLatentConfig(seconds=seconds))
     clips = _windows(codec, sources or ["concert"], windows)
@@ -98,18 +117,7 @@ def train(
     )
     null.mask = torch.nn.functional.pad(null.mask, (0, text.mask.shape[1] - null.mask.shape[1]))
     fm = FlowMatchingConfig(independent_t=independent_t, task_probs=[float(x) for x in task_probs.split(",")])
-    cfg = TrainConfig(
-        lr=lr,
-        min_lr=lr / 10,
-        warmup_steps=min(50, steps // 10),
-        max_steps=steps,
-        ema_decay=None,
-        weight_decay=0.0,
-        checkpoint_dir=output / "checkpoints",
-        checkpoint_every=steps,
-        log_every=max(1, steps // 20),
-        seed=seed,
-    )
+    cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed)
     tracker = MlflowTracker(experiment="avtok-generator") if mlflow else NullTracker()
     scale = model.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
     typer.echo(f"{len(data)} windows, {trainable_count(model):,} trainable params, RoPE scale {scale:.4f}")
@@ -224,7 +232,7 @@ def train_ar(
     from avtok.generator.ar_model import ARTransformer
     from avtok.generator.ar_pipeline import ARPipeline, encode_windows, read_windows
     from avtok.generator.ar_train import ARTrainConfig, ar_step, token_dataset
-    from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
+    from avtok.tokenizer.training import ResumableLoader, Trainer
 
     tok = _tokenizer(tokenizer)
     sources = sources or ["concert"]
@@ -246,18 +254,7 @@ def train_ar(
     torch.manual_seed(seed)
     model = ARTransformer(cfg)
     probs = tuple(float(x) for x in task_probs.split(","))
-    train_cfg = TrainConfig(
-        lr=lr,
-        min_lr=lr / 10,
-        warmup_steps=min(50, steps // 10),
-        max_steps=steps,
-        ema_decay=None,
-        weight_decay=0.0,
-        checkpoint_dir=output / "checkpoints",
-        checkpoint_every=steps,
-        log_every=max(1, steps // 20),
-        seed=seed,
-    )
+    train_cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed)
     tracker = MlflowTracker(experiment="avtok-generator-ar") if mlflow else NullTracker()
     typer.echo(f"{len(indices)} windows → tokens {tuple(indices.shape)}, {model.num_params():,} params")
     summary = Trainer(

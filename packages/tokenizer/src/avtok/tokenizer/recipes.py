@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from avtok.eval.tracking import NullTracker, Tracker
+from avtok.eval.tracking import NullTracker, PrefixedTracker, Tracker
 from avtok.media_io import AVClip, read_clip
 from avtok.media_io.samples import sample_path
 from avtok.tokenizer.curriculum import (
@@ -288,7 +288,7 @@ def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, sch
         hooks.step_fn,
         hooks.data,
         tcfg,
-        tracker=_Prefixed(tracker, f"{k}-{stage.name}"),
+        tracker=PrefixedTracker(tracker, f"{k}-{stage.name}"),
         evaluate=hooks.evaluate,
         artifacts=hooks.artifacts if cfg.artifacts else None,
         params={"schedule": schedule.to_dict(), "stage": stage.name},
@@ -304,25 +304,6 @@ def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, sch
         checkpoint=summary.checkpoint,
         eval_metrics=dict(summary.eval_metrics),
     )
-
-
-class _Prefixed:
-    """Tracker view that prefixes metric names with the stage (one run, several stages)."""
-
-    def __init__(self, inner: Tracker, prefix: str) -> None:
-        self.inner, self.prefix = inner, prefix
-
-    def log_params(self, params) -> None:
-        self.inner.log_params({f"{self.prefix}.{k}": v for k, v in params.items()})
-
-    def log_metrics(self, metrics, *, step=None) -> None:
-        self.inner.log_metrics({f"{self.prefix}/{k}": v for k, v in metrics.items()}, step=step)
-
-    def log_artifact(self, path, *, artifact_path=None) -> None:
-        self.inner.log_artifact(path, artifact_path=f"{self.prefix}/{artifact_path or ''}".rstrip("/"))
-
-    def close(self, status: str = "FINISHED") -> None:  # the caller closes the real tracker
-        pass
 
 
 def l1(a: Tensor, b: Tensor) -> Tensor:

@@ -41,6 +41,17 @@ def _windows(codec: PooledAVLatents, sources: list[str], per_source: int) -> lis
     return clips
 
 
+def _write_samples(clips: list, output: Path) -> None:
+    """One clip -> ``output``; several -> ``<stem>_1<suffix>``, ``<stem>_2<suffix>``, …"""
+    for i, clip in enumerate(clips):
+        path = output if len(clips) == 1 else output.with_name(f"{output.stem}_{i + 1}{output.suffix}")
+        write_clip(path, clip)
+        typer.echo(
+            f"wrote {path} ({clip.video.shape[0]} frames, "
+            f"{clip.audio.shape[-1] / clip.sample_rate:.2f} s audio)"
+        )
+
+
 def _train_config(*, lr: float, steps: int, output: Path, seed: int):
     """The CLI's runtime settings for both generators: warmup-cosine to lr/10, no EMA / weight decay
     (tiny models, short runs), one checkpoint at the end, ~20 log lines."""
@@ -182,13 +193,7 @@ def sample(
         negative_video=negative_video,
         negative_audio=negative_audio,
     )
-    for i, clip in enumerate(out):
-        path = output if num == 1 else output.with_name(f"{output.stem}_{i + 1}{output.suffix}")
-        write_clip(path, clip)
-        typer.echo(
-            f"wrote {path} ({clip.video.shape[0]} frames, "
-            f"{clip.audio.shape[-1] / clip.sample_rate:.2f} s audio)"
-        )
+    _write_samples(out, output)
 
 
 # --- autoregressive generator over AVTok tokens (issue 9) -------------------------------------------
@@ -315,10 +320,4 @@ def sample_ar(
         seeds=[seed + i for i in range(num)],
         cfg=cfg,
     )
-    for i, clip in enumerate(out):
-        path = output if num == 1 else output.with_name(f"{output.stem}_{i + 1}{output.suffix}")
-        write_clip(path, clip)
-        typer.echo(
-            f"wrote {path} ({clip.video.shape[0]} frames, "
-            f"{clip.audio.shape[-1] / clip.sample_rate:.2f} s audio)"
-        )
+    _write_samples(out, output)

@@ -16,8 +16,8 @@ from torch import Tensor
 from avtok.generator.ar_config import ARConfig
 from avtok.generator.ar_model import ARTransformer
 from avtok.generator.ar_sampling import ARSamplerConfig, generate_tokens
-from avtok.media_io import AVClip, probe, read_clip, sample_path
-from avtok.tokenizer.av_clip import decode_clips, encode_clips
+from avtok.media_io import AVClip, probe, sample_path
+from avtok.tokenizer.av_clip import decode_clips, encode_clips, read_window
 from avtok.tokenizer.av_tokenizer import AVTokenizer, AVTokenizerOutput
 from avtok.tokenizer.pretrained import from_pretrained, save_pretrained
 
@@ -53,18 +53,7 @@ def read_windows(
         usable = max(probe(path).duration - c.seconds - 0.05, 0.0)
         n = count or 1
         starts = [usable * (i + 0.5) / n for i in range(n)]
-    return [
-        read_clip(
-            path,
-            start=s,
-            duration=c.seconds,
-            fps=c.fps,
-            size=(c.height, c.width),
-            resize_mode="crop",
-            allow_silent=True,
-        )
-        for s in starts
-    ]
+    return [read_window(tokenizer, path, start=s) for s in starts]
 
 
 @torch.no_grad()

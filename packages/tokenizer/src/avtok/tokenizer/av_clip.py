@@ -9,20 +9,29 @@ back to the requested rate, length and channel count → ``AVClip`` that ``write
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-from avtok.media_io import AVClip, log_mel, mel_to_wave
+from avtok.media_io import AVClip, log_mel, mel_to_wave, read_clip
 from avtok.tokenizer.av_config import MEL
 from avtok.tokenizer.av_tokenizer import AVReconstruction, AVTokenizer, AVTokenizerOutput
 
-__all__ = ["clip_inputs", "encode_clips", "decode_clips", "reconstruct_clip", "clip_wave",
+__all__ = ["read_window", "clip_inputs", "encode_clips", "decode_clips", "reconstruct_clip", "clip_wave",
            "AVClipReconstructor"]
 
 Vocoder = Literal["auto", "hifigan", "griffinlim"]
+
+
+def read_window(model: AVTokenizer, source: str | Path, *, start: float = 0.0, windows: int = 1) -> AVClip:
+    """``windows`` consecutive model windows of ``source`` from ``start`` s, at the model's fps and frame
+    size (centre crop), audio as stored; a file without audio gets silence."""
+    c = model.config
+    return read_clip(source, start=start, duration=windows * c.seconds, fps=c.fps, size=(c.height, c.width),
+                     resize_mode="crop", allow_silent=True)
 
 
 def clip_wave(clip: AVClip, num_samples: int) -> Tensor:

@@ -17,8 +17,8 @@ import torch
 import typer
 from safetensors.torch import load_file, save_file
 
-from avtok.media_io import AVClip, read_clip, write_clip
-from avtok.tokenizer.av_clip import decode_clips, encode_clips
+from avtok.media_io import write_clip
+from avtok.tokenizer.av_clip import decode_clips, encode_clips, read_window
 from avtok.tokenizer.av_config import expected_av_num_params, resolve_av_config
 from avtok.tokenizer.av_tokenizer import AVTokenizer, AVTokenizerOutput, build_av_tokenizer
 from avtok.tokenizer.config import expected_num_params, resolve_config
@@ -86,19 +86,6 @@ def _av_only(net) -> AVTokenizer:
     return net
 
 
-def _read_window(model: AVTokenizer, source: Path, start: float) -> AVClip:
-    c = model.config
-    return read_clip(
-        source,
-        start=start,
-        duration=c.seconds,
-        fps=c.fps,
-        size=(c.height, c.width),
-        resize_mode="crop",
-        allow_silent=True,
-    )
-
-
 @app.command()
 def info(model: Annotated[str, typer.Argument(help="Preset name or model directory.")] = "tiny") -> None:
     """Print the config, window / token budget and parameter counts."""
@@ -127,7 +114,7 @@ def info(model: Annotated[str, typer.Argument(help="Preset name or model directo
 def encode(source: Path, tokens: Path, model: Model = "tiny", start: Start = 0.0) -> None:
     """Encode one window of SOURCE into TOKENS (.safetensors) with the AV tokenizer."""
     net = _av_only(load_model(model))
-    clip = _read_window(net, source, start)
+    clip = read_window(net, source, start=start)
     with torch.no_grad():
         out = encode_clips(net, clip)
     meta = {

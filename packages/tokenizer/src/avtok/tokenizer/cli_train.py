@@ -14,7 +14,7 @@ import typer
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
 from avtok.media_io import AVClip, read_clip, write_clip
-from avtok.tokenizer.av_clip import AVClipReconstructor
+from avtok.tokenizer.av_clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av_tokenizer import AVTokenizer
 from avtok.tokenizer.pretrained import save_pretrained
 from avtok.tokenizer.recipes import RunConfig, resolve_data, train_tokenizer, windows
@@ -168,15 +168,7 @@ def reconstruct_command(
     if isinstance(net, AVTokenizer):
         c = net.config
         n = max(1, math.floor(duration / c.seconds))
-        clip = read_clip(
-            source,
-            start=start,
-            duration=n * c.frames / c.fps,
-            fps=c.fps,
-            size=(c.height, c.width),
-            resize_mode="crop",
-            allow_silent=True,
-        )
+        clip = read_window(net, source, start=start, windows=n)
         wins = windows(clip, c.frames, c.frames)
         if not wins:
             raise typer.BadParameter(

@@ -3,7 +3,6 @@ reconstructions of the held-out windows next to the trivial baselines and the me
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,19 +16,16 @@ from avtok.eval.tracking import Tracker
 from avtok.media_io import AVClip, MelConfig, log_mel, mel_to_wave, read_clip, write_clip
 from avtok.tokenizer import recipes_av
 from avtok.tokenizer.av_clip import AVClipReconstructor
-from avtok.tokenizer.av_tokenizer import AVTokenizer, build_av_tokenizer
+from avtok.tokenizer.av_tokenizer import AVTokenizer
 from avtok.tokenizer.cli_train import concat_clips
-from avtok.tokenizer.curriculum import get_schedule
 from avtok.tokenizer.recipes import (
     RunConfig,
     load_media,
     resolve_data,
     split_holdout,
-    stage_dir,
     train_tokenizer,
 )
 from avtok.tokenizer.recipes import windows as cut_windows
-from avtok.tokenizer.training import CheckpointManager
 
 MEL = MelConfig()  # the HiFi-GAN universal vocoder's analysis settings (the tokenizer's mel)
 
@@ -53,30 +49,9 @@ class TokenizerResult:
 # ---------------------------------------------------------------- training
 
 
-def _finished(run: RunConfig) -> dict[str, Path] | None:
-    """The stage folders when every stage of the schedule finished (its done.json), else None."""
-    stages = get_schedule(run.schedule, family="av").active
-    dirs = {s.name: stage_dir(run.checkpoint_dir, k, s) for k, s in enumerate(stages)}
-    return dirs if all((d / "done.json").is_file() for d in dirs.values()) else None
-
-
-def _load_finished(run: RunConfig, dirs: dict[str, Path]) -> TokenizerResult:
-    """Rebuild the model from the last stage's final runtime checkpoint (weights + mel statistics)."""
-    model = build_av_tokenizer(run.preset)
-    model.load_state_dict(CheckpointManager(list(dirs.values())[-1]).load(None).model)
-    stages = []
-    for name, d in dirs.items():
-        steps = int(json.loads((d / "done.json").read_text())["steps"])
-        stages.append({"name": name, "start_step": steps, "steps": steps, "reused": True})
-    return TokenizerResult(model=model.to(run.device).eval(), stages=stages, reused=True)
-
-
 def train_or_reuse(run: RunConfig, tracker: Tracker) -> TokenizerResult:
-    """A finished earlier run is loaded as is, even when its stages stopped on the wall-clock budget
-    (``train_tokenizer(resume=True)`` alone would train those further); an interrupted one resumes."""
-    dirs = _finished(run)
-    if dirs is not None:
-        return _load_finished(run, dirs)
+    """``train_tokenizer(resume=True)``: stages an earlier run finished (on their step target or on this
+    run's time budget) are loaded as they are; an interrupted one resumes exactly."""
     model, results = train_tokenizer(run, tracker=tracker, resume=True)
     stages = [
         {

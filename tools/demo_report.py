@@ -25,7 +25,7 @@ RECON_COLUMNS = (
     "codebook_perplexity",
     "clips_per_s",
 )
-GEN_COLUMNS = ("model", "clips", "frame_fid", "fad", "av_onset_align")
+GEN_COLUMNS = ("model", "clips", "frame_fid", "fad", "av_onset_align", "av_loudness_motion")
 BETTER = {
     "psnr": "↑",
     "ssim": "↑",
@@ -35,6 +35,7 @@ BETTER = {
     "mrstft": "↓",
     "mel_l1": "↓",
     "av_onset_align": "↑ (real clips' value is the target)",
+    "av_loudness_motion": "↑ (real clips' value is the target)",
 }
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;

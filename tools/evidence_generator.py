@@ -1,6 +1,12 @@
 """CPU evidence: train the tiny twin DiT on real concert windows with and without the audio RoPE scaling,
 sample t2av and a2v clips, and score them with avtok-eval (frame FID, FAD, onset-alignment sync score).
 
+    # latents from a trained avtok visual tokenizer (video grid + mel-image columns; the real codec)
+    avtok-tokenizer train --preset tiny-visual --schedule plain --mel-images --minutes 15 \
+        --max-steps 100000 --checkpoint-dir runs/codec_tokenizer --no-report
+    python tools/evidence_generator.py --tokenizer runs/codec_tokenizer --steps 400 --windows 16 --samples 8
+
+    # parameter-free pooled latents (PooledAVLatents)
     python tools/evidence_generator.py --steps 400 --windows 16 --samples 8 -o runs/gen_evidence
 
 Honest scope: a ~0.37M-parameter model, a few minutes of CPU training on windows of one 60 s clip; the
@@ -20,13 +26,19 @@ from avtok.eval.generation import GenerationConfig, evaluate_generation
 from avtok.eval.tracking import NullTracker
 from avtok.generator.config import build_config
 from avtok.generator.flow import FlowMatchingConfig
-from avtok.generator.latents import PooledAVLatents, PooledLatentConfig
+from avtok.generator.latents import (
+    PooledAVLatents,
+    PooledLatentConfig,
+    TokenizerLatentConfig,
+    TokenizerLatents,
+)
 from avtok.generator.pipeline import OviPipeline
 from avtok.generator.sampling import SamplerConfig
 from avtok.generator.text import EmbeddingCache, minilm_encoder
 from avtok.generator.train import flow_step, latent_dataset
 from avtok.generator.twin_dit import TwinDiT
 from avtok.media_io import sample_path, write_clip
+from avtok.tokenizer.cli import load_model
 from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
 
 PROMPT = "a live band on stage <AUDCAP>rock band, drums and guitars, crowd<ENDAUDCAP>"
@@ -34,7 +46,8 @@ PROMPT = "a live band on stage <AUDCAP>rock band, drums and guitars, crowd<ENDAU
 
 def train(name, data, codec, encoder, text_cache, args, **overrides):
     torch.manual_seed(0)
-    model = TwinDiT(build_config("tiny", text_dim=encoder.dim, **overrides))
+    channels = {"video_channels": codec.spec.video_channels, "audio_channels": codec.spec.audio_channels}
+    model = TwinDiT(build_config("tiny", text_dim=encoder.dim, **channels, **overrides))
     fm = FlowMatchingConfig(task_probs=(0.5, 0.5, 0.0), text_dropout=0.0)  # t2av + a2v in one model
     cfg = TrainConfig(
         lr=3e-3,
@@ -67,11 +80,17 @@ def main() -> None:
     ap.add_argument("--sample-steps", type=int, default=25)
     ap.add_argument("-o", "--output", type=Path, default=Path("runs/gen_evidence"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tokenizer", help="visual tokenizer trained with --mel-images (run or final/ dir)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    codec = PooledAVLatents(PooledLatentConfig(seconds=2.0))
+    if args.tokenizer:
+        codec = TokenizerLatents(load_model(args.tokenizer), TokenizerLatentConfig(seconds=2.0))
+    else:
+        codec = PooledAVLatents(PooledLatentConfig(seconds=2.0))
     src = str(sample_path("concert"))
     clips = [codec.read(src, start=1.0 + 3.5 * i) for i in range(args.windows)]
+    if args.tokenizer:
+        codec.fit(clips)  # per-channel latent statistics of the training windows
     encoder = minilm_encoder()
     text = EmbeddingCache(args.output / "text_cache", encoder).get([PROMPT] * len(clips))
     data = latent_dataset(clips, codec, text)
@@ -118,7 +137,8 @@ def main() -> None:
         how="diagonal",
     )
     with pl.Config(tbl_rows=20, tbl_cols=20):
-        print(table.select(["rope", "task", "clips", "frame_fid", "fad", "av_onset_align"]))
+        cols = ["rope", "task", "clips", "frame_fid", "fad", "av_onset_align", "av_loudness_motion"]
+        print(table.select(cols))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The flow-matching loss falls on real latents; a tiny model overfits a handful of real clips (CPU)."""
+"""The flow-matching loss falls on real latents (pooled and tokenizer latents); a tiny model overfits a
+handful of real clips (CPU)."""
 
 import pytest
 import torch
@@ -6,6 +7,7 @@ import torch
 from avtok.eval.tracking import NullTracker
 from avtok.generator.config import build_config
 from avtok.generator.flow import FlowBatch, FlowMatchingConfig, flow_matching_loss
+from avtok.generator.latents import TokenizerLatentConfig, TokenizerLatents
 from avtok.generator.train import flow_step, freeze, trainable_count
 from avtok.generator.twin_dit import TwinDiT
 from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
@@ -91,3 +93,31 @@ def test_attention_only_training_keeps_ffns_fixed(real_latents, codec):
     ).fit()
     assert torch.equal(model.video.blocks[0].ffn.fc1.weight, ffn0)
     assert not torch.equal(model.video.blocks[0].cross_attn.k_fusion.weight, attn0)
+
+
+def test_flow_loss_falls_on_tokenizer_latents_of_real_clips(tok_codec, tok_clips, tmp_path):
+    codec = TokenizerLatents(tok_codec.tokenizer, TokenizerLatentConfig(seconds=1.0, fps=8.0, size=32)).fit(
+        tok_clips
+    )
+    lat = [codec.encode(c) for c in tok_clips]
+    items = dataset((torch.stack([x[0] for x in lat]), torch.stack([x[1] for x in lat])))
+    s = codec.spec
+    torch.manual_seed(0)
+    model = TwinDiT(build_config("tiny", video_channels=s.video_channels, audio_channels=s.audio_channels))
+    before = fixed_loss(model, items, s)
+    cfg = TrainConfig(
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=10,
+        max_steps=100,
+        ema_decay=None,
+        weight_decay=0.0,
+        checkpoint_dir=tmp_path / "ckpt",
+        checkpoint_every=100,
+        log_every=50,
+        progress=False,
+    )
+    step = flow_step(FlowMatchingConfig(text_dropout=0.0), spec=s)
+    Trainer(model, step, ResumableLoader(items, batch_size=4), cfg, tracker=NullTracker()).fit()
+    after = fixed_loss(model, items, s)
+    assert after < 0.65 * before, (before, after)  # measured 0.53 after 100 steps

@@ -12,13 +12,19 @@ import typer
 
 from avtok.generator.config import build_config, count_parameters_formula
 from avtok.generator.flow import FlowMatchingConfig
-from avtok.generator.latents import PooledAVLatents, PooledLatentConfig
+from avtok.generator.latents import (
+    PooledAVLatents,
+    PooledLatentConfig,
+    TokenizerLatentConfig,
+    TokenizerLatents,
+)
 from avtok.generator.pipeline import OviPipeline
 from avtok.generator.sampling import SamplerConfig
 from avtok.generator.text import EmbeddingCache, minilm_encoder
 from avtok.generator.train import flow_step, freeze, latent_dataset, trainable_count
 from avtok.generator.twin_dit import TwinDiT
 from avtok.media_io import AVClip, probe, sample_path, write_clip
+from avtok.tokenizer.visual import VisualTokenizer
 
 app = typer.Typer(
     help="Audio-video generators: Ovi-style twin DiT, AR over AVTok tokens.", no_args_is_help=True
@@ -30,7 +36,21 @@ def _source(name: str) -> Path:
     return path if path.is_file() else sample_path(name)
 
 
-def _windows(codec: PooledAVLatents, sources: list[str], per_source: int) -> list[AVClip]:
+def _codec(tokenizer: str | None, seconds: float) -> PooledAVLatents | TokenizerLatents:
+    if tokenizer is None:
+        return PooledAVLatents(PooledLatentConfig(seconds=seconds))
+    from avtok.tokenizer.cli import load_model
+
+    model = load_model(tokenizer)
+    if not isinstance(model, VisualTokenizer):
+        raise typer.BadParameter(
+            f"--tokenizer {tokenizer}: a {type(model).__name__}; give a visual tokenizer trained with "
+            "--mel-images (avtok-tokenizer train --preset tiny-visual --mel-images)"
+        )
+    return TokenizerLatents(model, TokenizerLatentConfig(seconds=seconds))
+
+
+def _windows(codec: PooledAVLatents | TokenizerLatents, sources: list[str], per_source: int) -> list[AVClip]:
     clips = []
     for name in sources:
         path = _source(name)
@@ -107,6 +127,11 @@ def train(
     task_probs: Annotated[str, typer.Option(help="t2av,a2v,v2a training probabilities.")] = "1,0,0",
     audio_rope_scale: Annotated[float, typer.Option(help="Override the derived scale (0 = derive).")] = 0.0,
     seconds: float = 2.0,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(help="Visual tokenizer trained with --mel-images (its run or final/ dir; a preset name "
+                     "gives random weights): latents come from it. Without it: PooledAVLatents."),
+    ] = None,
     mlflow: bool = False,
     seed: int = 0,
 ) -> None:
@@ -114,14 +139,17 @@ def train(
     from avtok.eval.tracking import MlflowTracker, NullTracker
     from avtok.tokenizer.training import ResumableLoader, Trainer
 
-    codec = PooledAVLatents(PooledLatentConfig(seconds=seconds))
+    codec = _codec(tokenizer, seconds)
     clips = _windows(codec, sources or ["concert"], windows)
+    if isinstance(codec, TokenizerLatents):
+        codec.fit(clips)  # per-channel latent statistics of the training windows
     encoder = minilm_encoder()
     text = EmbeddingCache(output / "text_cache", encoder).get([prompt] * len(clips))
     data = latent_dataset(clips, codec, text)
     overrides = {"audio_rope_scale": audio_rope_scale} if audio_rope_scale > 0 else {}
     torch.manual_seed(seed)
-    model = freeze(TwinDiT(build_config(preset, text_dim=encoder.dim, **overrides)), freeze_mode)
+    channels = {"video_channels": codec.spec.video_channels, "audio_channels": codec.spec.audio_channels}
+    model = freeze(TwinDiT(build_config(preset, text_dim=encoder.dim, **channels, **overrides)), freeze_mode)
     null = EmbeddingCache(output / "text_cache", encoder).get([""])
     null.embeddings = torch.nn.functional.pad(
         null.embeddings, (0, 0, 0, text.embeddings.shape[1] - null.mask.shape[1])

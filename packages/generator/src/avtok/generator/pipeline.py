@@ -2,8 +2,9 @@
 
 :class:`OviPipeline` satisfies ``avtok.eval.Generator`` (``sample(num_samples, **kw) -> list[AVClip]``), so
 ``avtok.eval.evaluate_generation`` scores its clips like any other model's. A trained pipeline is a
-directory: the model via ``avtok.tokenizer.pretrained.save_pretrained`` plus ``pipeline.json`` (the
-latent codec's config and the text encoder's name).
+directory: the model via ``avtok.tokenizer.pretrained.save_pretrained``, ``pipeline.json`` (the latent
+codec's kind and config — with its latent statistics — and the text encoder's name) and, for
+tokenizer latents, the tokenizer in ``tokenizer/`` (safetensors + JSON like the model).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from pathlib import Path
 
 import torch
 
-from avtok.generator.latents import LatentCodec, PooledAVLatents, PooledLatentConfig
+from avtok.generator.latents import (
+    LatentCodec,
+    PooledAVLatents,
+    PooledLatentConfig,
+    TokenizerLatentConfig,
+    TokenizerLatents,
+)
 from avtok.generator.sampling import SamplerConfig, SampleResult, TextCondition, sample
 from avtok.generator.text import TextEncoder, minilm_encoder
 from avtok.generator.twin_dit import TwinDiT
@@ -24,6 +31,7 @@ from avtok.tokenizer.pretrained import from_pretrained, save_pretrained
 __all__ = ["PIPELINE_NAME", "OviPipeline"]
 
 PIPELINE_NAME = "pipeline.json"
+TOKENIZER_DIR = "tokenizer"  # the latent codec's tokenizer (TokenizerLatents), saved with the model
 
 
 class OviPipeline:
@@ -83,9 +91,19 @@ class OviPipeline:
         return self.generate([prompt] * num_samples, seeds=[seed + i for i in range(num_samples)], **kw)
 
     def save(self, directory: str | Path) -> Path:
+        """The model, ``pipeline.json`` and (TokenizerLatents) the tokenizer in ``tokenizer/``."""
+        if isinstance(self.codec, TokenizerLatents):
+            kind = "tokenizer"
+        elif isinstance(self.codec, PooledAVLatents):
+            kind = "pooled"
+        else:
+            raise TypeError(f"OviPipeline.save: cannot save a {type(self.codec).__name__} codec; use "
+                            "TokenizerLatents or PooledAVLatents, or save the model with save_pretrained")
         out = save_pretrained(self.model, directory)
-        codec_cfg = dataclasses.asdict(self.codec.cfg) if isinstance(self.codec, PooledAVLatents) else None
-        meta = {"codec": "pooled", "codec_config": codec_cfg, "text_encoder": self.encoder.name}
+        if kind == "tokenizer":
+            save_pretrained(self.codec.tokenizer, out / TOKENIZER_DIR)
+        meta = {"codec": kind, "codec_config": dataclasses.asdict(self.codec.cfg),
+                "text_encoder": self.encoder.name}
         (out / PIPELINE_NAME).write_text(json.dumps(meta, indent=2))
         return out
 
@@ -99,5 +117,9 @@ class OviPipeline:
             )
         meta = json.loads(meta_path.read_text())
         model = from_pretrained(directory)
-        codec = PooledAVLatents(PooledLatentConfig(**meta["codec_config"]))
+        if meta["codec"] == "tokenizer":
+            tokenizer = from_pretrained(Path(directory) / TOKENIZER_DIR)
+            codec = TokenizerLatents(tokenizer, TokenizerLatentConfig(**meta["codec_config"]))
+        else:
+            codec = PooledAVLatents(PooledLatentConfig(**meta["codec_config"]))
         return cls(model, codec, encoder or minilm_encoder())  # type: ignore[arg-type]

@@ -49,6 +49,12 @@ def train_command(
     eval_every: int = 200,
     eval_windows: Annotated[int, typer.Option(help="Held-out windows scored")] = 16,
     gram: Annotated[bool, typer.Option(help="Visual: Gram loss on images (ablation: --no-gram)")] = True,
+    perceptual: Annotated[
+        bool, typer.Option(help="Visual: Inception perceptual + Gram terms on images (--no-perceptual: L1 only)")
+    ] = True,
+    mel_images: Annotated[
+        bool, typer.Option(help="Visual: also learn log-mels as grey images (the generator's audio latents)")
+    ] = False,
     report: Annotated[
         bool, typer.Option(help="Score the held-out windows with avtok.eval at the end")
     ] = True,
@@ -76,6 +82,8 @@ def train_command(
             eval_every=eval_every,
             eval_windows=eval_windows,
             gram=gram,
+            perceptual=perceptual,
+            mel_images=mel_images,
             seed=seed,
         )
     except ValueError as err:

@@ -64,6 +64,7 @@ class RunConfig:
     gram: bool = True  # visual: Gram term of the reconstruction loss (ablation: --no-gram)
     perceptual: bool = True  # visual: Inception perceptual + Gram terms on images (off: L1 only)
     image_size: int = 64  # visual: frame side
+    mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)
     artifacts: bool = True
     progress: bool = False
 
@@ -109,9 +110,28 @@ def resolve_data(data: str) -> list[Path]:
     )
 
 
-def load_media(paths: list[Path], *, fps: float, size: tuple[int, int]) -> list[AVClip]:
-    """Whole files at the model's fps and frame size (centre crop), audio as stored."""
-    return [read_clip(p, fps=fps, size=size, resize_mode="crop", allow_silent=True) for p in paths]
+def load_media(
+    paths: list[Path],
+    *,
+    fps: float,
+    size: tuple[int, int],
+    sample_rate: int | None = None,
+    channels: int | None = None,
+) -> list[AVClip]:
+    """Whole files at the model's fps and frame size (centre crop), audio as stored unless a rate or
+    channel count is given."""
+    return [
+        read_clip(
+            p,
+            fps=fps,
+            size=size,
+            resize_mode="crop",
+            sample_rate=sample_rate,
+            channels=channels,
+            allow_silent=True,
+        )
+        for p in paths
+    ]
 
 
 def split_holdout(clip: AVClip, seconds: float) -> tuple[AVClip, AVClip | None]:

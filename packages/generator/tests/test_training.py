@@ -45,6 +45,24 @@ def fixed_loss(model, items, spec) -> float:
         )
 
 
+def train(model, items, spec, *, steps: int, directory):
+    """``steps`` optimizer steps of the flow loss through the shared Trainer (warmup-cosine 3e-3 → 3e-4)."""
+    cfg = TrainConfig(
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=10,
+        max_steps=steps,
+        ema_decay=None,
+        weight_decay=0.0,
+        checkpoint_dir=directory,
+        checkpoint_every=steps,
+        log_every=50,
+        progress=False,
+    )
+    step = flow_step(FlowMatchingConfig(text_dropout=0.0), spec=spec)
+    return Trainer(model, step, ResumableLoader(items, batch_size=4), cfg, tracker=NullTracker()).fit()
+
+
 def test_freeze_modes():
     m = TwinDiT(build_config("tiny"))
     total = trainable_count(m)
@@ -61,20 +79,7 @@ def test_tiny_model_overfits_real_clips_with_the_shared_trainer(real_latents, co
     torch.manual_seed(0)
     model = TwinDiT(build_config("tiny"))
     before = fixed_loss(model, items, codec.spec)
-    cfg = TrainConfig(
-        lr=3e-3,
-        min_lr=3e-4,
-        warmup_steps=10,
-        max_steps=150,
-        ema_decay=None,
-        weight_decay=0.0,
-        checkpoint_dir=tmp_path / "ckpt",
-        checkpoint_every=150,
-        log_every=50,
-        progress=False,
-    )
-    step = flow_step(FlowMatchingConfig(text_dropout=0.0), spec=codec.spec)
-    summary = Trainer(model, step, ResumableLoader(items, batch_size=4), cfg, tracker=NullTracker()).fit()
+    summary = train(model, items, codec.spec, steps=150, directory=tmp_path / "ckpt")
     after = fixed_loss(model, items, codec.spec)
     assert summary.steps == 150
     assert after < 0.35 * before, (before, after)  # memorises the 4 clips' velocity field
@@ -105,19 +110,6 @@ def test_flow_loss_falls_on_tokenizer_latents_of_real_clips(tok_codec, tok_clips
     torch.manual_seed(0)
     model = TwinDiT(build_config("tiny", video_channels=s.video_channels, audio_channels=s.audio_channels))
     before = fixed_loss(model, items, s)
-    cfg = TrainConfig(
-        lr=3e-3,
-        min_lr=3e-4,
-        warmup_steps=10,
-        max_steps=100,
-        ema_decay=None,
-        weight_decay=0.0,
-        checkpoint_dir=tmp_path / "ckpt",
-        checkpoint_every=100,
-        log_every=50,
-        progress=False,
-    )
-    step = flow_step(FlowMatchingConfig(text_dropout=0.0), spec=s)
-    Trainer(model, step, ResumableLoader(items, batch_size=4), cfg, tracker=NullTracker()).fit()
+    train(model, items, s, steps=100, directory=tmp_path / "ckpt")
     after = fixed_loss(model, items, s)
     assert after < 0.65 * before, (before, after)  # measured 0.53 after 100 steps

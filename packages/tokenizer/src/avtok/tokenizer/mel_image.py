@@ -17,10 +17,11 @@ from __future__ import annotations
 from torch import Tensor
 
 from avtok.media_io import MelNormalizer
+from avtok.tokenizer.av_tokenizer import MEL_DEFAULT_RANGE
 
 __all__ = ["MEL_IMAGE_RANGE", "mel_to_image", "image_to_mel"]
 
-MEL_IMAGE_RANGE = (-11.5129, 2.5)  # log(1e-5) .. a loud frame (avtok.tokenizer.av_tokenizer's default)
+MEL_IMAGE_RANGE = MEL_DEFAULT_RANGE  # log(1e-5) .. 2.5, the AV tokenizer's default mel range
 
 
 _NORMALIZER = MelNormalizer(per_bin=False).load_state_dict(

@@ -28,8 +28,9 @@ from avtok.generator.ar_model import ARTransformer
 from avtok.generator.ar_pipeline import ARPipeline, decode_indices, encode_windows, read_windows
 from avtok.generator.ar_sampling import ARSamplerConfig
 from avtok.generator.ar_train import ARTrainConfig, ar_loss, ar_step, token_dataset
+from avtok.generator.train import short_run_config
 from avtok.media_io import write_clip
-from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
+from avtok.tokenizer.training import ResumableLoader, Trainer
 
 TRAIN_SPAN = 49.0  # seconds of the 60 s clip the windows come from (the tokenizer holds out the last 10 s)
 
@@ -65,15 +66,11 @@ def train_ar(tokens, args):
     cfg = build_ar_config("tiny")
     torch.manual_seed(0)
     model = ARTransformer(cfg)
-    train_cfg = TrainConfig(
+    train_cfg = short_run_config(
         lr=args.lr,
-        min_lr=args.lr / 10,
-        warmup_steps=50,
-        max_steps=args.steps,
-        ema_decay=None,
-        weight_decay=0.0,
+        steps=args.steps,
         checkpoint_dir=args.output / "ar" / "checkpoints",
-        checkpoint_every=args.steps,
+        warmup_steps=50,
         log_every=100,
         progress=False,
     )
@@ -174,15 +171,12 @@ def dit_samples(refs, starts, ref_idx, args):
     torch.manual_seed(0)
     model = TwinDiT(build_config("tiny", text_dim=encoder.dim))
     fm = FlowMatchingConfig(task_probs=(1 / 3, 1 / 3, 1 / 3), text_dropout=0.0)
-    cfg = TrainConfig(
+    cfg = short_run_config(
         lr=3e-3,
         min_lr=3e-4,
-        warmup_steps=20,
-        max_steps=args.dit_steps,
-        ema_decay=None,
-        weight_decay=0.0,
+        steps=args.dit_steps,
         checkpoint_dir=args.output / "dit" / "checkpoints",
-        checkpoint_every=args.dit_steps,
+        warmup_steps=20,
         log_every=50,
         progress=False,
     )

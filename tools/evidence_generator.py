@@ -35,11 +35,11 @@ from avtok.generator.latents import (
 from avtok.generator.pipeline import OviPipeline
 from avtok.generator.sampling import SamplerConfig
 from avtok.generator.text import EmbeddingCache, minilm_encoder
-from avtok.generator.train import flow_step, latent_dataset
+from avtok.generator.train import flow_step, latent_dataset, short_run_config
 from avtok.generator.twin_dit import TwinDiT
 from avtok.media_io import sample_path, write_clip
 from avtok.tokenizer.cli import load_model
-from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
+from avtok.tokenizer.training import ResumableLoader, Trainer
 
 PROMPT = "a live band on stage <AUDCAP>rock band, drums and guitars, crowd<ENDAUDCAP>"
 
@@ -49,15 +49,12 @@ def train(name, data, codec, encoder, text_cache, args, **overrides):
     channels = {"video_channels": codec.spec.video_channels, "audio_channels": codec.spec.audio_channels}
     model = TwinDiT(build_config("tiny", text_dim=encoder.dim, **channels, **overrides))
     fm = FlowMatchingConfig(task_probs=(0.5, 0.5, 0.0), text_dropout=0.0)  # t2av + a2v in one model
-    cfg = TrainConfig(
+    cfg = short_run_config(
         lr=3e-3,
         min_lr=3e-4,
-        warmup_steps=20,
-        max_steps=args.steps,
-        ema_decay=None,
-        weight_decay=0.0,
+        steps=args.steps,
         checkpoint_dir=args.output / name / "checkpoints",
-        checkpoint_every=args.steps,
+        warmup_steps=20,
         log_every=50,
         progress=False,
     )

@@ -175,7 +175,8 @@ def test_a2v_v2a_keep_given_tokens(model, real_tokens, task):
 
 def test_teacher_forced_loss_falls_on_real_tokens(real_tokens, tmp_path):
     from avtok.eval.tracking import NullTracker
-    from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
+    from avtok.generator.train import short_run_config
+    from avtok.tokenizer.training import ResumableLoader, Trainer
 
     assert len(torch.unique(real_tokens)) > 40  # real windows give varied tokens, not one code
     torch.manual_seed(0)
@@ -189,18 +190,8 @@ def test_teacher_forced_loss_falls_on_real_tokens(real_tokens, tmp_path):
 
     before = fixed_loss()
     assert abs(before - math.log(1000)) < 0.3  # untrained: ~uniform over the 1000-entry codebook
-    cfg = TrainConfig(
-        lr=3e-3,
-        min_lr=3e-4,
-        warmup_steps=4,
-        max_steps=40,
-        ema_decay=None,
-        weight_decay=0.0,
-        checkpoint_dir=tmp_path / "ckpt",
-        checkpoint_every=40,
-        log_every=10,
-        progress=False,
-    )
+    cfg = short_run_config(lr=3e-3, min_lr=3e-4, steps=40, checkpoint_dir=tmp_path / "ckpt", warmup_steps=4,
+                           log_every=10, progress=False)
     summary = Trainer(
         model,
         ar_step(ARTrainConfig(cond_dropout=0.1)),

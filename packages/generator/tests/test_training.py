@@ -8,7 +8,7 @@ from avtok.eval.tracking import NullTracker
 from avtok.generator.config import build_config
 from avtok.generator.flow import FlowBatch, FlowMatchingConfig, flow_matching_loss
 from avtok.generator.latents import TokenizerLatentConfig, TokenizerLatents
-from avtok.generator.train import flow_step, freeze, trainable_count
+from avtok.generator.train import flow_step, freeze, short_run_config, trainable_count
 from avtok.generator.twin_dit import TwinDiT
 from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
 
@@ -47,18 +47,8 @@ def fixed_loss(model, items, spec) -> float:
 
 def train(model, items, spec, *, steps: int, directory):
     """``steps`` optimizer steps of the flow loss through the shared Trainer (warmup-cosine 3e-3 → 3e-4)."""
-    cfg = TrainConfig(
-        lr=3e-3,
-        min_lr=3e-4,
-        warmup_steps=10,
-        max_steps=steps,
-        ema_decay=None,
-        weight_decay=0.0,
-        checkpoint_dir=directory,
-        checkpoint_every=steps,
-        log_every=50,
-        progress=False,
-    )
+    cfg = short_run_config(lr=3e-3, min_lr=3e-4, steps=steps, checkpoint_dir=directory, warmup_steps=10,
+                           log_every=50, progress=False)
     step = flow_step(FlowMatchingConfig(text_dropout=0.0), spec=spec)
     return Trainer(model, step, ResumableLoader(items, batch_size=4), cfg, tracker=NullTracker()).fit()
 

@@ -21,7 +21,7 @@ from avtok.generator.latents import (
 from avtok.generator.pipeline import OviPipeline
 from avtok.generator.sampling import SamplerConfig
 from avtok.generator.text import EmbeddingCache, minilm_encoder
-from avtok.generator.train import flow_step, freeze, latent_dataset, trainable_count
+from avtok.generator.train import flow_step, freeze, latent_dataset, short_run_config, trainable_count
 from avtok.generator.twin_dit import TwinDiT
 from avtok.media_io import AVClip, probe, sample_path, write_clip
 from avtok.tokenizer.visual import VisualTokenizer
@@ -73,22 +73,9 @@ def _write_samples(clips: list, output: Path) -> None:
 
 
 def _train_config(*, lr: float, steps: int, output: Path, seed: int):
-    """The CLI's runtime settings for both generators: warmup-cosine to lr/10, no EMA / weight decay
-    (tiny models, short runs), one checkpoint at the end, ~20 log lines."""
-    from avtok.tokenizer.training import TrainConfig
-
-    return TrainConfig(
-        lr=lr,
-        min_lr=lr / 10,
-        warmup_steps=min(50, steps // 10),
-        max_steps=steps,
-        ema_decay=None,
-        weight_decay=0.0,
-        checkpoint_dir=output / "checkpoints",
-        checkpoint_every=steps,
-        log_every=max(1, steps // 20),
-        seed=seed,
-    )
+    """The CLI's runtime settings for both generators: ``short_run_config`` with ~20 log lines."""
+    return short_run_config(lr=lr, steps=steps, checkpoint_dir=output / "checkpoints",
+                            warmup_steps=min(50, steps // 10), log_every=max(1, steps // 20), seed=seed)
 
 
 @app.command()

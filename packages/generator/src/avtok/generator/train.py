@@ -10,6 +10,7 @@ pre-training has no video at all, which this mode does not reproduce).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -19,10 +20,40 @@ from avtok.generator.flow import FlowBatch, FlowMatchingConfig, flow_matching_lo
 from avtok.generator.latents import LatentCodec
 from avtok.generator.text import TextEmbeddings
 from avtok.media_io import AVClip
+from avtok.tokenizer.training import TrainConfig
 
-__all__ = ["FREEZE_MODES", "flow_step", "freeze", "latent_dataset", "trainable_count"]
+__all__ = ["FREEZE_MODES", "flow_step", "freeze", "latent_dataset", "short_run_config", "trainable_count"]
 
 FREEZE_MODES = ("none", "attention", "audio", "video")
+
+
+def short_run_config(
+    *,
+    lr: float,
+    steps: int,
+    checkpoint_dir: str | Path,
+    warmup_steps: int,
+    log_every: int,
+    min_lr: float | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainConfig:
+    """Runtime settings of the generators' short CPU runs (CLI, evidence scripts, tests): warmup, then
+    cosine to ``min_lr`` (default lr / 10); no EMA and no weight decay (tiny models, few steps); one
+    checkpoint at the end."""
+    return TrainConfig(
+        lr=lr,
+        min_lr=lr / 10 if min_lr is None else min_lr,
+        warmup_steps=warmup_steps,
+        max_steps=steps,
+        ema_decay=None,
+        weight_decay=0.0,
+        checkpoint_dir=Path(checkpoint_dir),
+        checkpoint_every=steps,
+        log_every=log_every,
+        seed=seed,
+        progress=progress,
+    )
 
 
 def freeze(model: nn.Module, mode: str) -> nn.Module:

@@ -19,6 +19,7 @@ from avtok.tokenizer.av_tokenizer import AVTokenizer
 from avtok.tokenizer.pretrained import save_pretrained
 from avtok.tokenizer.recipes import RunConfig, resolve_data, train_tokenizer, windows
 from avtok.tokenizer.reconstruct import VisualReconstructor
+from avtok.tokenizer.training.distributed import dist_info
 
 __all__ = ["train_command", "reconstruct_command", "metrics_table", "concat_clips"]
 
@@ -42,9 +43,9 @@ def train_command(
         "runs/tokenizer"
     ),
     resume: Annotated[bool, typer.Option(help="Skip finished stages, continue the interrupted one")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, … (torchrun: cuda = each rank's)")] = "cpu",
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: no tracking)")] = None,
-    batch_size: int = 8,
+    batch_size: Annotated[int, typer.Option(help="Global batch, split over the ranks under torchrun")] = 8,
     lr: float = 1e-3,
     eval_every: int = 200,
     eval_windows: Annotated[int, typer.Option(help="Held-out windows scored")] = 16,
@@ -95,6 +96,8 @@ def train_command(
         tracker = MlflowTracker(experiment=experiment, run_name=f"{preset}-{sched}")
     try:
         model, results = train_tokenizer(cfg, tracker=tracker, resume=resume)
+        if dist_info().rank != 0:  # under torchrun rank 0 alone saves, reports and prints
+            return
         final = save_pretrained(model.cpu().eval(), Path(checkpoint_dir) / "final")
         for r in results:
             typer.echo(
@@ -120,6 +123,9 @@ def train_command(
     finally:
         if tracker is not None:
             tracker.close()
+        if dist_info().enabled:  # leave the process group together (torchrun runs)
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
 
 def _heldout(cfg: RunConfig, model) -> pl.DataFrame:

@@ -4,6 +4,12 @@
 (``avtok.tokenizer.training.Trainer``): one Trainer per stage, each in ``checkpoint_dir/<k>-<stage>``;
 stage k loads stage k−1's final weights (model + buffers) before training, and a ``done.json`` marker per
 finished stage lets ``resume=True`` skip finished stages and continue the interrupted one bit-exactly.
+
+Multi-process: under ``torchrun --nproc-per-node N`` the driver joins the process group
+(``init_distributed``: gloo on CPU, nccl on CUDA, one GPU per local rank), every loader splits the global
+``batch_size`` over the ranks (rank r takes its slice of the same shuffled batch, so N ranks see exactly
+what one process sees), the runtime wraps the model in DDP, and rank 0 alone writes checkpoints, stage
+markers and logs. A single process without torchrun's variables runs undistributed.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from avtok.tokenizer.curriculum import (
     get_schedule,
 )
 from avtok.tokenizer.training import CheckpointManager, ResumableLoader, TrainConfig, Trainer
+from avtok.tokenizer.training import distributed as dist
 
 __all__ = [
     "RunConfig",
@@ -39,6 +46,8 @@ __all__ = [
     "windows",
     "evenly",
     "StageHooks",
+    "batch_loader",
+    "rank_device",
 ]
 
 
@@ -225,6 +234,8 @@ def train_tokenizer(
 
     family = importlib.import_module(f"avtok.tokenizer.recipes_{cfg.family}")  # model-family specifics
     tracker = tracker or NullTracker()
+    info = dist.init_distributed()
+    device = rank_device(cfg.device, info)
     schedule: Schedule = get_schedule(cfg.schedule, family=cfg.family)
     stages = schedule.active
     total = sum(s.fraction for s in stages)
@@ -235,7 +246,7 @@ def train_tokenizer(
     for k, stage in enumerate(stages):
         d = stage_dir(cfg.checkpoint_dir, k, stage)
         torch.manual_seed(cfg.seed + k)
-        model = family.build(cfg, ctx, stage).to(cfg.device)
+        model = family.build(cfg, ctx, stage).to(device)
         if stage.init == "previous" and prev is not None:
             _load_previous(model, prev)
         done = _finished_steps(d, cfg, stage, total) if resume else None
@@ -317,7 +328,9 @@ def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, sch
     )
     summary = trainer.fit(resume=resume)
     marker = {"steps": summary.steps, "stop": summary.stop_reason, "minutes": tcfg.max_minutes}
-    _done_marker(d).write_text(json.dumps(marker))
+    if trainer.info.rank == 0:
+        _done_marker(d).write_text(json.dumps(marker))
+    dist.barrier()  # the next stage (every rank) reads this stage's checkpoint and marker
     return StageResult(
         name=stage.name,
         steps=summary.steps,
@@ -331,6 +344,18 @@ def l1(a: Tensor, b: Tensor) -> Tensor:
     return (a.float() - b.float()).abs().mean()
 
 
+def rank_device(device: str, info: dist.DistInfo) -> str:
+    """``cuda`` means this rank's GPU (``cuda:<local_rank>``) in a multi-process run; others unchanged."""
+    return f"cuda:{info.local_rank}" if device == "cuda" and info.enabled else device
+
+
 def batch_loader(items: list, *, batch_size: int, seed: int) -> ResumableLoader:
-    return ResumableLoader(items, batch_size=min(batch_size, len(items)), seed=seed)
+    """Batches of ``batch_size`` in all (at most the item count), split evenly over the ranks.
+
+    With N ranks each takes ``ceil(size / N)`` items of the same shuffled global batch, so a global batch
+    that is not a multiple of N is rounded up to one.
+    """
+    info = dist.dist_info()
+    per_rank = max(1, math.ceil(min(batch_size, len(items)) / info.world_size))
+    return ResumableLoader(items, batch_size=per_rank, rank=info.rank, world_size=info.world_size, seed=seed)
 

@@ -28,6 +28,7 @@ from avtok.tokenizer.recipes import (
     split_holdout,
     windows,
 )
+from avtok.tokenizer.training.distributed import unwrap
 from avtok.tokenizer.training.losses import avtok_objective
 
 __all__ = ["AVContext", "prepare", "build", "hooks", "heldout_report", "window_tensors"]
@@ -80,8 +81,9 @@ def _usage(model: AVTokenizer, indices: Tensor) -> float:
 
 
 def _step(model: AVTokenizer, item: dict) -> dict[str, Tensor | float]:
+    """One micro-step; ``model`` may be the runtime's DDP wrapper: call it, read attributes off ``unwrap``."""
     video, mel = item["batch"]["video"], item["batch"]["mel"]
-    dev = model.to_latent.weight.device
+    dev = next(model.parameters()).device
     video, mel = video.to(dev), mel.to(dev)
     if item["task"] == "video":
         tokens, rec = model(video=video)
@@ -89,7 +91,7 @@ def _step(model: AVTokenizer, item: dict) -> dict[str, Tensor | float]:
     else:
         tokens, rec = model(video=video, mel=mel)
         out = avtok_objective(video=l1(rec.video, video), audio_mel=l1(rec.mel, mel))
-    out["codebook_usage"] = _usage(model, tokens.indices)
+    out["codebook_usage"] = _usage(unwrap(model), tokens.indices)
     return out
 
 

@@ -54,3 +54,22 @@ def test_swap_and_integer_buffers():
 def test_bad_decay():
     with pytest.raises(ValueError, match="decay"):
         EMA(nn.Linear(1, 1), decay=1.0)
+
+
+def test_warmup_decay_closed_form():
+    """Update n uses min(decay, (1 + n) / (10 + n)): 0.1, 2/11, 3/12, … until it reaches ``decay``."""
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = EMA(model, decay=0.2, warmup=True)
+    expected, values = 0.0, [1.0, 3.0, -2.0, 5.0]
+    for n, v in enumerate(values):
+        d = min(0.2, (1 + n) / (10 + n))
+        assert ema.current_decay() == pytest.approx(d)
+        with torch.no_grad():
+            model.weight.fill_(v)
+        ema.update(model)
+        expected = d * expected + (1 - d) * v
+    assert ema.shadow["weight"].item() == pytest.approx(expected)
+    assert [min(0.2, (1 + n) / (10 + n)) for n in range(4)] == pytest.approx([0.1, 2 / 11, 0.2, 0.2])
+    assert EMA(model, decay=0.999).current_decay() == 0.999  # no warm-up unless asked

@@ -132,6 +132,27 @@ def test_null_tracker_run_and_wall_clock_budget(toy):
     assert 1.0 < summary.wall_seconds < 10.0 and summary.last_metrics["train/loss"] > 0
 
 
+def test_budget_ends_the_cosine_where_the_minutes_run_out(toy):
+    """With ``max_minutes`` and a huge ``max_steps`` the schedule still reaches ``min_lr``: the horizon is
+    re-estimated from the measured step rate. ``anneal_to_budget=False`` keeps the step-based cosine."""
+    def run(anneal: bool):
+        cfg = _cfg(max_steps=1_000_000, max_minutes=0.03, warmup_steps=2, anneal_to_budget=anneal)
+        tracker = toy.ListTracker()
+        trainer = Trainer(toy.make_model(), toy.step_fn, ResumableLoader(toy.make_dataset(32), batch_size=4),
+                          cfg, tracker=tracker)
+        summary = trainer.fit()
+        return trainer, summary, tracker.series("train/lr")
+
+    trainer, summary, lrs = run(True)
+    assert summary.stop_reason == "max_minutes" and summary.steps > 50
+    assert trainer.horizon < 1_000_000 and abs(trainer.horizon - summary.steps) <= 0.25 * summary.steps
+    steps = sorted(lrs)
+    assert lrs[steps[-1]] < 0.25 * 1e-2  # the last steps run near min_lr (1e-3 of a 1e-2 peak)
+    assert max(lrs.values()) == pytest.approx(1e-2, rel=0.05)
+    _, plain, flat = run(False)
+    assert min(flat[s] for s in flat if s > 2) > 0.99 * 1e-2  # 1M-step cosine: still at the peak
+
+
 def test_step_fn_without_loss_is_a_clear_error(toy):
     trainer = Trainer(toy.make_model(), lambda m, b: {"mse": torch.tensor(1.0)},
                       ResumableLoader(toy.make_dataset(8), batch_size=4), _cfg(max_steps=1))

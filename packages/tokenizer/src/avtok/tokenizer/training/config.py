@@ -36,10 +36,14 @@ class TrainConfig:
     grad_accum: int = 1
     clip_grad_norm: float | None = 1.0
     ema_decay: float | None = 0.9999
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) at update n (see training.ema)
     precision: str = "auto"  # "auto" = bf16 autocast on CUDA, fp32 elsewhere
     strategy: str = "auto"  # "auto" = DDP when torch.distributed is initialised with >1 rank
     seed: int = 0
     max_minutes: float | None = None  # wall-clock budget of this fit() call; stops and checkpoints when spent
+    # with max_minutes: the cosine ends where the budget is expected to end (steps/s measured as it runs),
+    # not at max_steps; False keeps the step-based schedule (a large max_steps then never decays)
+    anneal_to_budget: bool = True
     # checkpoints
     checkpoint_dir: Path | None = None
     checkpoint_every: int = 1000

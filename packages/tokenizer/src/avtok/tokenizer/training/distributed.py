@@ -72,11 +72,14 @@ def _device_of(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def wrap_model(model: nn.Module, strategy: str, *, shard_modules: tuple[type, ...] = ()) -> nn.Module:
+def wrap_model(model: nn.Module, strategy: str, *, shard_modules: tuple[type, ...] = (),
+               forward_methods: tuple[str, ...] = ()) -> nn.Module:
     """``"none"`` → model; ``"ddp"`` → DistributedDataParallel; ``"fsdp2"`` → fully_shard (in place).
 
     ``"auto"`` picks DDP when more than one rank runs, else none. FSDP2 shards every submodule whose
     type is in ``shard_modules`` (the transformer blocks), then the root; it needs torch >= 2.6.
+    ``forward_methods`` (e.g. ``("encode", "decode")``) are methods that eval hooks call instead of
+    ``forward``: FSDP2 gathers the root's parameters around them too (``register_fsdp_forward_method``).
     """
     info = dist_info()
     if strategy == "auto":
@@ -98,10 +101,15 @@ def wrap_model(model: nn.Module, strategy: str, *, shard_modules: tuple[type, ..
         with torch.no_grad():  # fully_shard keeps each rank's own values: start every rank from rank 0's
             for t in [*model.parameters(), *model.buffers()]:
                 dist.broadcast(t.data, src=0)
-        for module in model.modules():
-            if shard_modules and isinstance(module, shard_modules):
+        for module in reversed(list(model.modules())):  # descendants first: a sharded unit may nest others
+            if shard_modules and module is not model and isinstance(module, shard_modules):
                 fully_shard(module)
         fully_shard(model)
+        from torch.distributed.fsdp import register_fsdp_forward_method
+
+        for name in forward_methods:
+            if callable(getattr(model, name, None)):
+                register_fsdp_forward_method(model, name)
         return model
     raise ValueError(f"strategy={strategy!r}: use 'auto', 'none', 'ddp' or 'fsdp2'")
 

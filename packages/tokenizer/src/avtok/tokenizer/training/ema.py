@@ -1,5 +1,9 @@
 """Exponential moving average of model weights: ``ema = decay * ema + (1 - decay) * param`` per step.
 
+With ``warmup=True`` update ``n`` (0-based) uses ``min(decay, (1 + n) / (10 + n))`` instead of ``decay``
+(the warm-up of timm's and diffusers' EMA): early on the average follows the fast-moving weights instead
+of staying near the random init, so a short run's EMA is not worse than its raw weights.
+
 The shadow copy is kept in fp32 (a bf16 shadow cannot absorb updates of size ``(1 - 0.9999) * param``)
 and covers floating-point parameters *and* buffers (norm statistics are averaged too; integer buffers
 are copied). :meth:`swap` temporarily loads the averaged weights for evaluation.
@@ -24,10 +28,10 @@ def _local(t: Tensor) -> Tensor:
 class EMA:
     """Shadow weights of ``model``; ``update(model)`` after every optimiser step."""
 
-    def __init__(self, model: nn.Module, *, decay: float) -> None:
+    def __init__(self, model: nn.Module, *, decay: float, warmup: bool = False) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay={decay}: must lie in [0, 1); AToken uses 0.9999")
-        self.decay = float(decay)
+        self.decay, self.warmup = float(decay), bool(warmup)
         self.num_updates = 0
         self.shadow: dict[str, Tensor] = {
             name: _local(t).detach().clone().float() if t.is_floating_point() else _local(t).detach().clone()
@@ -39,8 +43,16 @@ class EMA:
         yield from model.named_parameters()
         yield from model.named_buffers()
 
+    def current_decay(self) -> float:
+        """Decay the next :meth:`update` applies (``decay``, or its warm-up value)."""
+        if not self.warmup:
+            return self.decay
+        n = self.num_updates
+        return min(self.decay, (1.0 + n) / (10.0 + n))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        decay = self.current_decay()
         floats_ema, floats_new = [], []
         for name, t in self._tensors(model):
             shadow, value = self.shadow[name], _local(t).detach()
@@ -50,7 +62,7 @@ class EMA:
             else:
                 shadow.copy_(value)
         if floats_ema:  # ema += (1 - decay) * (new - ema), one fused call over all tensors
-            torch._foreach_lerp_(floats_ema, floats_new, 1.0 - self.decay)
+            torch._foreach_lerp_(floats_ema, floats_new, 1.0 - decay)
         self.num_updates += 1
 
     @torch.no_grad()
@@ -67,6 +79,8 @@ class EMA:
         try:
             yield model
         finally:
+            if hasattr(model, "reshard"):  # FSDP2: a forward in the block leaves the root unsharded
+                model.reshard()
             with torch.no_grad():
                 for name, t in self._tensors(model):
                     _local(t).copy_(backup[name])

@@ -10,7 +10,7 @@ parameters whose module is a norm or an embedding-like table listed in ``no_deca
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -102,12 +102,17 @@ def warmup_cosine(step: int, *, warmup_steps: int, max_steps: int, min_ratio: fl
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """LambdaLR applying :func:`warmup_cosine` to every group's own base lr (multipliers are kept)."""
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, *,
+                    horizon: Callable[[], int] | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR applying :func:`warmup_cosine` to every group's own base lr (multipliers are kept).
+
+    ``horizon`` (called at every step) moves the end of the cosine: the Trainer passes the step at which
+    a wall-clock budget is expected to run out; default ``cfg.max_steps``.
+    """
     min_ratio = cfg.min_lr / cfg.lr
 
     def factor(step: int) -> float:
-        return warmup_cosine(step, warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps,
-                             min_ratio=min_ratio)
+        end = cfg.max_steps if horizon is None else horizon()
+        return warmup_cosine(step, warmup_steps=cfg.warmup_steps, max_steps=end, min_ratio=min_ratio)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

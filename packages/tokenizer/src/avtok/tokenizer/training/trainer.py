@@ -72,6 +72,7 @@ class Trainer:
                  tracker: Tracker | None = None, evaluate: EvaluateFn | None = None,
                  artifacts: ArtifactsFn | None = None, extra_metrics: MetricsFn | None = None,
                  params: Mapping[str, Any] | None = None, shard_modules: tuple[type, ...] = (),
+                 forward_methods: tuple[str, ...] = (),
                  artifact_dir: str | Path | None = None) -> None:
         self.cfg, self.step_fn = cfg, step_fn
         self.info = D.dist_info()
@@ -80,11 +81,14 @@ class Trainer:
         self.evaluate, self.artifacts, self.extra_metrics = evaluate, artifacts, extra_metrics
         self.params = dict(params or {})
         _seed_everything(cfg.seed + self.info.rank)
-        self.model = D.wrap_model(model, cfg.strategy, shard_modules=shard_modules)
+        self.model = D.wrap_model(model, cfg.strategy, shard_modules=shard_modules,
+                                  forward_methods=forward_methods)
         self.module = D.unwrap(self.model)
         self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg)
-        self.ema = EMA(self.module, decay=cfg.ema_decay) if cfg.ema_decay is not None else None
+        self.horizon = cfg.max_steps  # where the cosine ends; moved by a wall-clock budget (_update_horizon)
+        self.scheduler = build_scheduler(self.optimizer, cfg, horizon=lambda: self.horizon)
+        self.ema = (EMA(self.module, decay=cfg.ema_decay, warmup=cfg.ema_warmup)
+                    if cfg.ema_decay is not None else None)
         self.ckpt = (CheckpointManager(cfg.checkpoint_dir, keep_last=cfg.keep_last, keep_best=cfg.keep_best,
                                        best_mode=cfg.best_mode) if cfg.checkpoint_dir is not None else None)
         default_art = (cfg.checkpoint_dir or Path.cwd()) / "artifacts"
@@ -209,7 +213,8 @@ class Trainer:
         if self.info.rank == 0:
             state = {"scheduler": self.scheduler.state_dict(), "data": self.data.state_dict(),
                      "skipped": self.skipped, "ema_updates": self.ema.num_updates if self.ema else 0,
-                     "elapsed_s": elapsed, "world_size": self.info.world_size, "config": self.cfg.to_dict()}
+                     "elapsed_s": elapsed, "world_size": self.info.world_size, "config": self.cfg.to_dict(),
+                     "horizon": self.horizon}
             ckpt = Checkpoint(step=self.step, model=model_state, ema=ema_state, optimizer=optim_state,
                               state=state, rng=rng)
             path = self.ckpt.save(ckpt, metric=metric)
@@ -224,6 +229,7 @@ class Trainer:
         ckpt = self.ckpt.load(path)
         S.load_model_state(self.model, ckpt.model)
         S.load_optimizer_state(self.model, self.optimizer, ckpt.optimizer)
+        self.horizon = int(ckpt.state.get("horizon", self.cfg.max_steps))
         self.scheduler.load_state_dict(ckpt.state["scheduler"])
         if self.ema is not None and ckpt.ema is not None:
             S.load_ema_state(self.model, self.ema, ckpt.ema, num_updates=ckpt.state["ema_updates"])
@@ -245,6 +251,21 @@ class Trainer:
         if self.cfg.max_minutes is None:
             return False
         return D.any_rank(time.monotonic() - start >= 60.0 * self.cfg.max_minutes)
+
+    _HORIZON_EVERY = 10  # steps between horizon updates (a collective under DDP: every rank at once)
+
+    def _update_horizon(self, start: float, first: int) -> None:
+        """With a wall-clock budget, end the cosine where the budget should run out: ``step + rate ·
+        remaining seconds`` (steps/s measured over this fit), capped at ``max_steps``; ranks agree on the
+        mean. Without a budget (or ``anneal_to_budget=False``) the horizon stays ``max_steps``."""
+        cfg = self.cfg
+        if cfg.max_minutes is None or not cfg.anneal_to_budget or self.step % self._HORIZON_EVERY:
+            return
+        elapsed = time.monotonic() - start
+        rate = (self.step - first) / max(elapsed, 1e-9)
+        estimate = self.step + rate * max(0.0, 60.0 * cfg.max_minutes - elapsed)
+        estimate = D.all_reduce_mean({"horizon": estimate})["horizon"]
+        self.horizon = int(min(cfg.max_steps, max(self.step + 1, round(estimate))))
 
     def _after_step(self, metrics: dict[str, float], start: float) -> None:
         cfg = self.cfg
@@ -277,6 +298,8 @@ class Trainer:
         reason = "max_steps"
         while self.step < cfg.max_steps:
             metrics = self.train_step()
+            self._update_horizon(start, first)
+            bar.total = self.horizon
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['train/loss']:.4g}", lr=f"{metrics['train/lr']:.2e}",
                             refresh=False)

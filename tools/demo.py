@@ -92,6 +92,8 @@ def tokenizer_run(cfg: DemoConfig, cache: Path) -> RunConfig:
         warmup_steps=min(50, max(1, steps // 10)),
         eval_every=500,
         eval_windows=cfg.eval_windows,
+        perceptual=False,  # CPU budget: Inception perceptual/Gram and vocoder MR-STFT cost ~10x per step
+        mrstft=False,
         checkpoint_dir=cache / "tokenizer",
         device=cfg.device,
         seed=cfg.seed,

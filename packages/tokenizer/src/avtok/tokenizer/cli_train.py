@@ -49,9 +49,31 @@ def train_command(
     lr: float = 1e-3,
     eval_every: int = 200,
     eval_windows: Annotated[int, typer.Option(help="Held-out windows scored")] = 16,
-    gram: Annotated[bool, typer.Option(help="Visual: Gram loss on images (ablation: --no-gram)")] = True,
+    gram: Annotated[bool, typer.Option(help="Gram loss on images / AV frames (ablation: --no-gram)")] = True,
     perceptual: Annotated[
-        bool, typer.Option(help="Visual: Inception perceptual + Gram terms on images (--no-perceptual: L1 only)")
+        bool,
+        typer.Option(help="Inception perceptual + Gram terms on images / one frame per AV window "
+                          "(--no-perceptual: L1 only, ~10x faster on CPU)"),
+    ] = True,
+    mrstft: Annotated[
+        bool,
+        typer.Option(help="AV: multi-resolution STFT through the frozen HiFi-GAN (--no-mrstft: mel L1 only, "
+                          "~50x faster on CPU)"),
+    ] = True,
+    ar_prior_weight: Annotated[
+        float, typer.Option(help="AV: AR-prior cross-entropy weight (0 = off)")
+    ] = 0.06,
+    align_teacher: Annotated[
+        str | None,
+        typer.Option(help="AV: local TorchScript teacher (video, wave) -> (video, audio) features for the "
+                          "representation-alignment term (none ships offline; see recipes_av)"),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(help="auto (DDP under torchrun) | ddp | fsdp2 (shard the transformer blocks)")
+    ] = "auto",
+    anneal_to_budget: Annotated[
+        bool, typer.Option(help="With --minutes: end each stage's cosine where its budget runs out "
+                                "(--no-anneal-to-budget: the cosine runs to --max-steps)")
     ] = True,
     mel_images: Annotated[
         bool, typer.Option(help="Visual: also learn log-mels as grey images (the generator's audio latents)")
@@ -84,6 +106,11 @@ def train_command(
             eval_windows=eval_windows,
             gram=gram,
             perceptual=perceptual,
+            mrstft=mrstft,
+            ar_prior_weight=ar_prior_weight,
+            align_teacher=align_teacher,
+            strategy=strategy,
+            anneal_to_budget=anneal_to_budget,
             mel_images=mel_images,
             seed=seed,
         )

@@ -139,8 +139,8 @@ _VFAL = Schedule(
             name="video",
             fraction=0.4,
             tasks={"video": 1},
-            lr={"video_enc": 1.0, "video_dec": 1.0, "encoder": 1.0, "decoder": 1.0},
-            note="the video stream alone",
+            lr={"video_enc": 1.0, "video_dec": 1.0, "encoder": 1.0, "decoder": 1.0, "prior": 1.0},
+            note="the video stream alone (+ the AR prior over its tokens)",
         ),
         Stage(
             name="audio",
@@ -154,8 +154,9 @@ _VFAL = Schedule(
                 "decoder": 0.1,
                 "video_enc": 0.1,
                 "video_dec": 0.1,
+                "prior": 1.0,
             },
-            note="attach + train the audio modules; shared blocks and video stream slowed x0.1",
+            note="attach + train the audio modules (+ the AR prior); shared blocks, video stream x0.1",
         ),
         Stage(
             name="decoders",
@@ -169,8 +170,9 @@ _VFAL = Schedule(
                 "encoder": 0.1,
                 "video_enc": 0.1,
                 "audio_enc": 0.1,
+                "prior": 1.0,
             },
-            note="fine-tune the decoders on both streams; encoder side x0.1 (from a checkpoint)",
+            note="fine-tune the decoders on both streams; encoder side x0.1 (from a checkpoint); AR prior",
         ),
     ),
 )
@@ -178,7 +180,7 @@ _VANILLA = Schedule(
     name="vanilla",
     family="av",
     description="joint training from scratch (ablation)",
-    stages=(Stage(name="joint", fraction=1.0, tasks={"av": 1}, lr=dict.fromkeys(_ALL_AV, 1.0)),),
+    stages=(Stage(name="joint", fraction=1.0, tasks={"av": 1}, lr=dict.fromkeys((*_ALL_AV, "prior"), 1.0)),),
 )
 _ATOKEN = Schedule(
     name="atoken",

@@ -4,6 +4,9 @@
 (``avtok.tokenizer.training.Trainer``): one Trainer per stage, each in ``checkpoint_dir/<k>-<stage>``;
 stage k loads stage k−1's final weights (model + buffers) before training, and a ``done.json`` marker per
 finished stage lets ``resume=True`` skip finished stages and continue the interrupted one bit-exactly.
+The model it returns (and ``avtok-tokenizer train`` saves as ``final/``) holds the last stage's EMA
+weights — the weights every held-out evaluation during training scored. With ``minutes`` the cosine
+schedule of each stage ends where its share of the budget runs out (``TrainConfig.anneal_to_budget``).
 
 Multi-process: under ``torchrun --nproc-per-node N`` the driver joins the process group
 (``init_distributed``: gloo on CPU, nccl on CUDA, one GPU per local rank), every loader splits the global
@@ -69,9 +72,14 @@ class RunConfig:
     eval_windows: int = 16
     checkpoint_dir: Path = Path("runs/tokenizer")
     device: str = "cpu"
+    strategy: str = "auto"  # "auto" (DDP under torchrun), "ddp", "fsdp2" (shards the transformer blocks)
+    anneal_to_budget: bool = True  # with minutes: each stage's cosine ends where its budget runs out
     seed: int = 0
-    gram: bool = True  # visual: Gram term of the reconstruction loss (ablation: --no-gram)
-    perceptual: bool = True  # visual: Inception perceptual + Gram terms on images (off: L1 only)
+    gram: bool = True  # Gram term of the reconstruction loss (ablation: --no-gram)
+    perceptual: bool = True  # Inception perceptual + Gram terms on images / AV frames (off: L1 only)
+    mrstft: bool = True  # AV: multi-resolution STFT through the frozen HiFi-GAN vocoder
+    ar_prior_weight: float = 0.06  # AV: AR-prior cross-entropy weight (LARP's 0.06; 0 = off)
+    align_teacher: str | None = None  # AV: TorchScript (video, wave) -> (video, audio) features (REPA term)
     image_size: int = 64  # visual: frame side
     mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)
     artifacts: bool = True
@@ -82,8 +90,18 @@ class RunConfig:
         if self.family not in ("av", "visual"):
             raise ValueError(f"RunConfig.family={self.family!r}: use 'av' or 'visual'")
         get_schedule(self.schedule, family=self.family)
-        if self.holdout_seconds < 0 or self.max_steps < 1 or self.batch_size < 1:
-            raise ValueError("holdout_seconds must be >= 0, max_steps and batch_size >= 1")
+        if self.align_teacher is not None and not Path(self.align_teacher).is_file():
+            raise ValueError(
+                f"--align-teacher {self.align_teacher}: no such file. No audio-visual foundation model ships "
+                "offline: export one on a connected machine as TorchScript with forward(video (B,T,H,W,3) in "
+                "[-1,1], wave (B,samples) 22.05 kHz) -> (video_feats, audio_feats) and pass its local path, "
+                "or drop the flag"
+            )
+        if self.strategy not in ("auto", "none", "ddp", "fsdp2"):
+            raise ValueError(f"RunConfig.strategy={self.strategy!r}: use auto, none, ddp or fsdp2")
+        if min(self.holdout_seconds, self.ar_prior_weight) < 0 or min(self.max_steps, self.batch_size) < 1:
+            raise ValueError("RunConfig: holdout_seconds and ar_prior_weight must be >= 0, max_steps and "
+                             "batch_size >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -205,11 +223,15 @@ def _done_marker(d: Path) -> Path:
     return d / "done.json"
 
 
-def _load_previous(model: nn.Module, prev_dir: Path) -> None:
-    """Load stage k−1's final weights into ``model`` (shapes must match; new modules keep their init)."""
+def _load_previous(model: nn.Module, prev_dir: Path, *, ema: bool = False) -> None:
+    """Load stage k−1's final weights into ``model`` (shapes must match; new modules keep their init).
+
+    ``ema=True`` loads its EMA weights instead (when the checkpoint has them).
+    """
     ckpt = CheckpointManager(prev_dir).load(None)
+    weights = ckpt.ema if ema and ckpt.ema is not None else ckpt.model
     own = model.state_dict()
-    usable = {k: v for k, v in ckpt.model.items() if k in own and own[k].shape == v.shape}
+    usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     if not usable:
         raise ValueError(f"{prev_dir}: checkpoint shares no weights with this model; same preset?")
     model.load_state_dict(usable, strict=False)
@@ -265,6 +287,9 @@ def train_tokenizer(
             continue
         results.append(_run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, schedule))
         prev = d
+    if prev is not None:  # the run's output: the last stage's EMA weights in a plain (never sharded) model
+        model = family.build(cfg, ctx, stages[-1]).to(device)
+        _load_previous(model, prev, ema=True)
     return model, results
 
 
@@ -314,12 +339,16 @@ def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, sch
         eval_every=min(cfg.eval_every, steps),
         max_minutes=_stage_minutes(cfg, stage, total),
         progress=cfg.progress,
+        strategy=cfg.strategy,
+        anneal_to_budget=cfg.anneal_to_budget,
     )
     trainer = Trainer(
         model,
         hooks.step_fn,
         hooks.data,
         tcfg,
+        shard_modules=family.SHARD_MODULES,  # FSDP2 units (--strategy fsdp2)
+        forward_methods=("encode", "decode"),  # the eval / artifact hooks call these (FSDP2 gathers for them)
         tracker=PrefixedTracker(tracker, f"{k}-{stage.name}"),
         evaluate=hooks.evaluate,
         artifacts=hooks.artifacts if cfg.artifacts else None,

@@ -39,6 +39,7 @@ from avtok.tokenizer.training.losses import (
     atoken_objective,
     kl_loss,
 )
+from avtok.tokenizer.transformer import Block
 from avtok.tokenizer.visual import VisualTokenizer, build_tokenizer
 
 __all__ = [
@@ -51,8 +52,10 @@ __all__ = [
     "VISUAL_FPS",
     "VIDEO_FRAMES",
     "MEL_SECONDS",
+    "SHARD_MODULES",
 ]
 
+SHARD_MODULES = (Block,)  # FSDP2 units under --strategy fsdp2
 VISUAL_FPS = 8.0  # frames per second read for the visual tokenizer (more distinct frames per second)
 VIDEO_FRAMES = 8  # frames per video sample (2 latent frames with the 4-frame patch)
 MEL_SECONDS = 2.0  # seconds of audio per mel-image sample (172 mel frames at 22.05 kHz, hop 256)
@@ -134,6 +137,9 @@ def build(cfg: RunConfig, ctx: VisualContext, stage: Stage) -> VisualTokenizer:
 
 
 def hooks(cfg: RunConfig, ctx: VisualContext, model: VisualTokenizer, stage: Stage) -> StageHooks:
+    # No step computes the semantic loss (it needs a frozen teacher / paired text that cannot ship offline):
+    # freeze its head so it is not a parameter without gradients (which DDP rejects).
+    model.semantic.requires_grad_(False)
     ratios = available_ratios(stage.tasks, {"image_rec", "video_rec"})
     sources = {
         "image_rec": batch_loader(list(ctx.images), batch_size=cfg.batch_size, seed=cfg.seed),

@@ -43,8 +43,7 @@ def _grad_norms(model, loss) -> dict[str, float]:
 
 def test_every_term_is_computed_weighted_and_reaches_its_modules(batch):
     model, items = batch
-    image = ImageReconstructionLoss(InceptionFeatureMaps(),
-                                               weights=ReconstructionWeights(l1=0.0, gram=1e3))
+    image = ImageReconstructionLoss(InceptionFeatureMaps(), weights=ReconstructionWeights(l1=0.0, gram=1e3))
     vocoder = load_vocoder("cpu").generator.requires_grad_(False)
     losses = recipes_av.AVLosses(image=image, vocoder=vocoder, ar_prior_weight=0.06)
     torch.manual_seed(1)

@@ -90,8 +90,10 @@ def config(tag: str, args: argparse.Namespace) -> RunConfig:
                      batch_size=4, **common)
 
 
-def _to_uint8(video: torch.Tensor) -> torch.Tensor:
-    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+def _silent(clip: AVClip, video: torch.Tensor) -> AVClip:
+    """``clip``'s timing with float frames ``video`` (T, H, W, 3) in [-1, 1] and silent audio."""
+    return AVClip.from_float(video=video, audio=torch.zeros_like(clip.audio), fps=clip.fps,
+                             sample_rate=clip.sample_rate, start=clip.start, source=clip.source)
 
 
 class TrainMeanVideo:
@@ -100,11 +102,10 @@ class TrainMeanVideo:
     name = "reference:train_mean_window+silence"
 
     def __init__(self, train_video: torch.Tensor) -> None:  # (N, T, H, W, 3) in [-1, 1]
-        self.video = _to_uint8(train_video.mean(0))
+        self.video = train_video.mean(0)
 
     def reconstruct(self, clip: AVClip) -> AVClip:
-        return AVClip(video=self.video.clone(), audio=torch.zeros_like(clip.audio), fps=clip.fps,
-                      sample_rate=clip.sample_rate, start=clip.start, source=clip.source)
+        return _silent(clip, self.video)
 
 
 class PCAWindowMean:
@@ -118,11 +119,10 @@ class PCAWindowMean:
         self.name = f"reference:pca{k}_window_mean+silence"
 
     def reconstruct(self, clip: AVClip) -> AVClip:
-        frames = clip.video.double() / 127.5 - 1
+        frames = clip.video_float().double()
         mean = frames.mean(0).flatten()
         rec = ((mean - self.mu) @ self.basis.T @ self.basis + self.mu).view(1, *frames.shape[1:])
-        return AVClip(video=_to_uint8(rec).expand_as(clip.video).clone(), audio=torch.zeros_like(clip.audio),
-                      fps=clip.fps, sample_rate=clip.sample_rate, start=clip.start, source=clip.source)
+        return _silent(clip, rec.expand_as(frames))
 
 
 def references(args: argparse.Namespace) -> dict[str, dict[str, float]]:

@@ -172,16 +172,18 @@ def _step(model: AVTokenizer, item: dict, *, losses: AVLosses) -> dict[str, Tens
     video, mel = batch["video"].to(dev), batch["mel"].to(dev)
     net = unwrap(model)
     with_audio = item["task"] != "video"
+    needs_wave = losses.teacher is not None or (with_audio and losses.vocoder is not None)
+    wave = batch["wave"].to(dev) if needs_wave else None  # moved once for the MR-STFT and the teacher
     tokens, rec = model(video=video, mel=mel if with_audio else None)
     video_loss, parts = losses.video_terms(rec.video, video)
     kw = {"video": video_loss}
     if with_audio:
         kw["audio_mel"] = l1(rec.mel, mel)
         if losses.vocoder is not None:
-            kw["audio_stft"] = losses.mrstft(net, rec.mel, batch["wave"].to(dev))
+            kw["audio_stft"] = losses.mrstft(net, rec.mel, wave)
     if losses.teacher is not None:
         with torch.no_grad():
-            feats_v, feats_a = losses.teacher(video, batch["wave"].to(dev))
+            feats_v, feats_a = losses.teacher(video, wave)
         kw["align"] = net.align_loss(tokens, video=feats_v, audio=feats_a if with_audio else None)
     if losses.ar_prior_weight > 0 and net.prior is not None:
         kw["ar_prior"] = ar_prior_loss(net.prior_logits(tokens), tokens.indices)

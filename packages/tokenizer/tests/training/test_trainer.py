@@ -149,7 +149,7 @@ def test_budget_ends_the_cosine_where_the_minutes_run_out(toy):
     steps = sorted(lrs)
     assert lrs[steps[-1]] < 0.25 * 1e-2  # the last steps run near min_lr (1e-3 of a 1e-2 peak)
     assert max(lrs.values()) == pytest.approx(1e-2, rel=0.05)
-    _, plain, flat = run(False)
+    _, _, flat = run(False)
     assert min(flat[s] for s in flat if s > 2) > 0.99 * 1e-2  # 1M-step cosine: still at the peak
 
 

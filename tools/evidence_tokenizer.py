@@ -13,6 +13,8 @@ the trivial baselines, then one line per claim: ``target <name>: <measured> (goa
     python tools/evidence_tokenizer.py --threads 1 --runs av-vanilla; wait
     python tools/evidence_tokenizer.py --runs none
     python tools/evidence_tokenizer.py --runs none --references   # + learned video references (~1 min)
+    # the same AV pair with the `small` preset (4x the video tokens) in its own folder:
+    python tools/evidence_tokenizer.py --threads 1 --runs av-vfal --av-preset small --out runs/ev-small
 
 ``--references`` scores two video references fitted on the *training* windows (audio silent) on the same
 held-out windows: the training set's mean window (what a decoder that ignores its tokens converges to)
@@ -84,8 +86,8 @@ def config(tag: str, args: argparse.Namespace) -> RunConfig:
     if tag.startswith("av-"):
         # CPU budget: the Inception perceptual/Gram terms (one frame per window) and the MR-STFT through
         # HiFi-GAN cost ~10x and ~50x an L1 step of the tiny AV tokenizer; the AR prior stays on.
-        return RunConfig(family="av", preset="tiny", schedule=tag[3:], perceptual=False, mrstft=False,
-                         **common)
+        return RunConfig(family="av", preset=args.av_preset, schedule=tag[3:], perceptual=False,
+                         mrstft=False, **common)
     return RunConfig(family="visual", preset="tiny", schedule="atoken", gram=tag == "visual-gram",
                      batch_size=4, **common)
 
@@ -176,6 +178,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20.0, help="budget per run")
     ap.add_argument("--out", type=Path, default=Path("runs/evidence"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--av-preset", default="tiny", help="AV tokenizer preset of the av-* runs (tiny, small)")
     ap.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)}; 'none' only "
                     "reports what --out already holds")
     ap.add_argument("--references", action="store_true", help="also score the learned video references "

@@ -15,14 +15,16 @@ from avtok.tokenizer.av_config import (
 )
 from avtok.tokenizer.av_tokenizer import AVTokenizer, build_av_tokenizer
 from avtok.tokenizer.config import TransformerConfig
+from avtok.tokenizer.pretrained import config_from_dict, config_to_dict
 
 
 def _numel(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def test_tiny_param_count_matches_closed_form_per_part() -> None:
-    model = build_av_tokenizer("tiny")
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_cpu_presets_param_count_matches_closed_form_per_part(preset: str) -> None:
+    model = build_av_tokenizer(preset)
     want = expected_av_num_params(model.config)
     assert _numel(model) == want["total"]
     assert _numel(model.streams["video"]) == want["video_stream"]
@@ -31,6 +33,7 @@ def test_tiny_param_count_matches_closed_form_per_part() -> None:
     assert _numel(model.decoder) == want["decoder"]
     assert _numel(model.align_head) == want["align"] and _numel(model.prior) == want["prior"]
     assert want["tokenizer"] == want["total"] - want["align"] - want["prior"]
+    assert want["total"] == {"tiny": 387_692, "small": 331_820}[preset]
 
 
 def test_paper_preset_is_avtok_sized_on_meta() -> None:
@@ -70,6 +73,7 @@ def test_presets_are_fresh_copies_and_unknown_names_fail() -> None:
         ({"fsq_levels": (8, 1)}, "fsq_levels"),
         ({"audio_patch": (8, 8, 8)}, "audio_patch"),
         ({"mel_frames": -4}, "mel_frames"),
+        ({"token_init": "grid"}, "token_init"),
     ],
 )
 def test_bad_config_names_the_field(change: dict, message: str) -> None:
@@ -89,3 +93,11 @@ def test_parts_cover_every_parameter_once() -> None:
     want = expected_av_num_params(model.config)
     assert sum(p.numel() for p in parts["video"]) == want["video_stream"]
     assert sum(p.numel() for p in parts["bottleneck"]) == want["bottleneck"]
+
+
+def test_config_without_token_init_loads_as_learned() -> None:
+    """Checkpoints written before ``token_init`` existed were trained with learned queries."""
+    saved = config_to_dict(resolve_av_config("tiny"))
+    assert config_from_dict(AVTokenizerConfig, saved).token_init == "pooled"
+    saved.pop("token_init")
+    assert config_from_dict(AVTokenizerConfig, saved).token_init == "learned"

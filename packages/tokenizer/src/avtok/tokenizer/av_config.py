@@ -13,6 +13,7 @@ alone). One token = one latent query = one index of the unified FSQ codebook.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from avtok.media_io import MelConfig
@@ -26,6 +27,7 @@ __all__ = [
     "AVTOK_PAPER_PARAMS",
 ]
 
+TOKEN_INITS = ("learned", "pooled")
 MEL = MelConfig()  # HiFi-GAN universal vocoder features (media-io's defaults)
 AVTOK_PAPER_PARAMS = 208_400_000  # AVTok's tokenizer size (generation table: 208.4M)
 
@@ -46,6 +48,16 @@ class AVTokenizerConfig:
     - ``align_dim``: width of the caller's frozen feature network for the representation-alignment head
       (``None``: no head); ``align_hidden`` its MLP width (``None``: ``encoder.mlp_hidden``).
     - ``prior``: a small causal transformer over the token sequence (AR prior); ``None``: no prior.
+    - ``token_init``: what the 1D query slots start from. ``"learned"`` (TiTok / LARP, the paper preset):
+      encoder latent queries and decoder patch queries are input-independent learned vectors. ``"pooled"``
+      (the tiny preset): the encoder adds to latent query ``i`` the average of the patch embeddings in
+      the ``i``-th equal slice of the patch sequence (raster order), and the decoder adds to each patch
+      query the tokens resampled the same way. No parameters change and the decoder still sees nothing
+      but the tokens; the tokens simply start input-dependent. Measured on the concert clip (video only,
+      2000 steps, tiny): held-out PSNR 20.8 dB pooled vs 18.8 dB learned — learned queries need
+      thousands of steps to stop emitting the same code for every window (see the package README).
+      A config without the field (older checkpoints) loads as ``"learned"``, the behaviour it was
+      trained with.
     """
 
     encoder: TransformerConfig
@@ -67,6 +79,7 @@ class AVTokenizerConfig:
     align_hidden: int | None = None
     prior: TransformerConfig | None = None
     autocast_bf16: bool = True  # bf16 autocast for the transformers on CUDA
+    token_init: str = "learned"  # "learned" or "pooled" (see above)
 
     def __post_init__(self) -> None:
         _positive("frames/height/width/mel_frames", (self.frames, self.height, self.width, self.mel_frames))
@@ -79,6 +92,8 @@ class AVTokenizerConfig:
         if not self.fsq_levels or any(v < 2 for v in self.fsq_levels):
             raise ValueError(f"AVTokenizerConfig.fsq_levels={self.fsq_levels}: need levels >= 2, e.g. "
                              "(8, 8, 8, 6, 5)")
+        if self.token_init not in TOKEN_INITS:
+            raise ValueError(f"AVTokenizerConfig.token_init={self.token_init!r}: use one of {TOKEN_INITS}")
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -151,7 +166,13 @@ def _tiny() -> AVTokenizerConfig:
     prior = TransformerConfig(dim=32, depth=1, heads=2, mlp_hidden=64)
     return AVTokenizerConfig(encoder=enc, decoder=dec, frames=8, height=32, width=32, mel_frames=48,
                              video_patch=(4, 8, 8), audio_patch=(8, 8), video_tokens=32, audio_tokens=16,
-                             fsq_levels=(8, 5, 5, 5), align_dim=32, prior=prior)
+                             fsq_levels=(8, 5, 5, 5), align_dim=32, prior=prior, token_init="pooled")
+
+
+def _small() -> AVTokenizerConfig:
+    # tiny's window, blocks and codebook with 4x the video tokens: 4×4×4 patches (128) and one token per
+    # patch — the CPU preset whose video budget can approach the mean-frame baseline (package README).
+    return dataclasses.replace(_tiny(), video_patch=(4, 4, 4), video_tokens=128)
 
 
 def _paper() -> AVTokenizerConfig:
@@ -162,7 +183,7 @@ def _paper() -> AVTokenizerConfig:
     return AVTokenizerConfig(encoder=enc, decoder=dec)
 
 
-_BUILDERS = {"tiny": _tiny, "paper": _paper}
+_BUILDERS = {"tiny": _tiny, "small": _small, "paper": _paper}
 AV_PRESETS: dict[str, AVTokenizerConfig] = {name: build() for name, build in _BUILDERS.items()}
 
 

@@ -21,6 +21,12 @@ patches at ``(t_a, 0, 0, f)`` with mel band ``f`` on the otherwise unused z axis
 converted to video latent-frame units (both streams share one clock, as Ovi scales audio RoPE); the 1D
 latent queries / tokens sit at the origin — they have no place in the clip and get their identity from
 learned vectors (encoder queries, decoder token positions).
+
+Query start (``config.token_init``): ``"learned"`` queries are the same for every clip (TiTok / LARP;
+the paper preset). ``"pooled"`` (the tiny preset) adds to latent query ``i`` the mean patch embedding of
+the ``i``-th slice of its stream's patch sequence, and to each decoder patch query the token embeddings
+resampled the same way — a coarse start that makes the tokens input-dependent from step 0 without new
+parameters or any path around the bottleneck.
 """
 
 from __future__ import annotations
@@ -162,14 +168,18 @@ class AVTokenizer(nn.Module):
         names = tuple(inputs)
         b = next(iter(inputs.values())).shape[0]
         ref = self.to_latent.weight
-        parts, coords = [], []
+        parts, coords, embedded = [], [], {}
         for name, feats in inputs.items():  # patch tokens
             stream = self.streams[name]
-            parts.append(stream.enc_in_norm(stream.patch_embed(feats.to(ref.dtype))))  # (B, L_m, D)
+            embedded[name] = stream.patch_embed(feats.to(ref.dtype))  # (B, L_m, D)
+            parts.append(stream.enc_in_norm(embedded[name]))
             coords.append(getattr(self, f"{name}_coords"))
         for name in names:  # latent queries
             stream = self.streams[name]
-            parts.append(stream.enc_in_norm(stream.latent_queries).expand(b, -1, -1))  # (B, N_m, D)
+            queries = stream.latent_queries.expand(b, -1, -1)  # (B, N_m, D)
+            if self.config.token_init == "pooled":
+                queries = queries + _resample(embedded[name], queries.shape[1])
+            parts.append(stream.enc_in_norm(queries))
             coords.append(ref.new_zeros(stream.latent_queries.shape[0], 4))
         with self._autocast(ref):
             h = self.encoder(torch.cat(parts, dim=1), torch.cat(coords))  # (B, L, D)
@@ -195,13 +205,17 @@ class AVTokenizer(nn.Module):
         ref = self.from_latent.weight
         x = self.from_latent(codes.to(ref.dtype))  # (B, N, D)
         parts, coords = [], []
-        for name, z in zip(tokens.modalities, torch.split(x, list(tokens.counts), dim=1), strict=True):
+        per_stream = dict(zip(tokens.modalities, torch.split(x, list(tokens.counts), dim=1), strict=True))
+        for name, z in per_stream.items():
             stream = self.streams[name]
             parts.append(stream.dec_in_norm(z + stream.token_pos))  # (B, N_m, D)
             coords.append(ref.new_zeros(z.shape[1], 4))
-        for name in tokens.modalities:
+        for name, z in per_stream.items():
             stream = self.streams[name]
-            parts.append(stream.dec_in_norm(stream.patch_queries).expand(b, -1, -1))  # (B, L_m, D)
+            queries = stream.patch_queries.expand(b, -1, -1)  # (B, L_m, D)
+            if self.config.token_init == "pooled":
+                queries = queries + _resample(z, queries.shape[1])
+            parts.append(stream.dec_in_norm(queries))
             coords.append(getattr(self, f"{name}_coords"))
         with self._autocast(ref):
             h = self.decoder(torch.cat(parts, dim=1), torch.cat(coords))  # (B, L, D)
@@ -342,6 +356,12 @@ class AVTokenizer(nn.Module):
                    "align": [self.align_head] if self.align_head is not None else [],
                    "prior": [self.prior] if self.prior is not None else []}
         return {k: [p for m in ms for p in m.parameters()] for k, ms in modules.items()}
+
+
+def _resample(x: Tensor, n: int) -> Tensor:
+    """``(B, L, D)`` → ``(B, n, D)``: output ``i`` averages the ``i``-th equal slice of the sequence
+    (adaptive average pooling; repeats entries when ``n > L``). The ``"pooled"`` query start."""
+    return nn.functional.adaptive_avg_pool1d(x.transpose(1, 2), n).transpose(1, 2)
 
 
 def _patch_coords(c: AVTokenizerConfig) -> dict[str, Tensor]:

@@ -28,7 +28,7 @@ REPORT_COLUMNS = ("model", "psnr", "ssim", "frame_fid", "mel_l1", "mrstft", "si_
 
 def train_command(
     preset: Annotated[
-        str, typer.Option(help="tiny-av, paper-av, tiny-visual, base-visual, so400m-visual")
+        str, typer.Option(help="tiny-av, small-av, paper-av, tiny-visual, base-visual, so400m-visual")
     ] = "tiny-av",
     data: Annotated[
         str, typer.Option(help="sample:<name> (bundled clip), a file, a folder or a .txt manifest")

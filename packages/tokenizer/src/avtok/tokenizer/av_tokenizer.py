@@ -23,7 +23,7 @@ latent queries / tokens sit at the origin — they have no place in the clip and
 learned vectors (encoder queries, decoder token positions).
 
 Query start (``config.token_init``): ``"learned"`` queries are the same for every clip (TiTok / LARP;
-the paper preset). ``"pooled"`` (the tiny preset) adds to latent query ``i`` the mean patch embedding of
+the paper preset). ``"pooled"`` (tiny, small) adds to latent query ``i`` the mean patch embedding of
 the ``i``-th slice of its stream's patch sequence, and to each decoder patch query the token embeddings
 resampled the same way — a coarse start that makes the tokens input-dependent from step 0 without new
 parameters or any path around the bottleneck.

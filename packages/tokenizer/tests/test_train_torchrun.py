@@ -5,11 +5,12 @@ alone saves, reports and writes stage markers.
 The weight comparisons run without the perceptual term (it scores one *random* frame per window, drawn
 from each rank's own RNG) and without the MR-STFT: its log-magnitude gradient ``1/|X|`` on near-silent
 STFT bins turns float rounding that depends on the batch size into different Adam updates (one step
-agrees to 1e-6, the second differs by ~5e-4). With the MR-STFT on, the 2-rank run only has to land where
-one process lands, within 15 %: since the tiny preset's tokens depend on the input from step 0
-(``token_init="pooled"``), one process's own held-out mel L1 after these 4 steps came out 0.5713, 0.5713,
-0.6225 and 0.6231 in four identical runs (the step-4 weights of two of them were bit-identical; the
-intermittent difference is not traced yet), and the 2-rank runs 0.5867 and 0.6297."""
+agrees to 1e-6, the second differs by ~5e-4). With the MR-STFT on, the 2-rank run's held-out losses land
+within 8 % of one process's: since the tiny preset's tokens depend on the input from step 0
+(``token_init="pooled"``) that rounding also flips FSQ codes, and the mel L1 after 4 steps came out 1.1 %
+(CI clone) and 2.7 % (dev box) apart. The two sessions' numbers differ from each other (0.623 vs 0.571 for
+one process) because the fixture clip does: the first libx264 encode in a process is not reproducible
+(later encodes of the same frames are), so each session writes slightly different pixels."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_with_mrstft_two_ranks_match_one_process_in_loss(runs):
     _, out = runs
     one, two = _eval(out["av1-mrstft"]), _eval(out["av-ddp-mrstft"])
     for k in ("eval/video_l1", "eval/mel_l1", "eval/loss"):
-        assert two[k] == pytest.approx(one[k], rel=0.15), k  # see the module docstring
+        assert two[k] == pytest.approx(one[k], rel=0.08), k  # see the module docstring
 
 
 def test_visual_tokenizer_under_ddp(runs):

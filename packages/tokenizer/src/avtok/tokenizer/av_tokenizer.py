@@ -176,10 +176,10 @@ class AVTokenizer(nn.Module):
             coords.append(getattr(self, f"{name}_coords"))
         for name in names:  # latent queries
             stream = self.streams[name]
-            queries = stream.latent_queries.expand(b, -1, -1)  # (B, N_m, D)
+            queries = stream.latent_queries  # (N_m, D); "pooled": + per-clip means -> (B, N_m, D)
             if self.config.token_init == "pooled":
-                queries = queries + _resample(embedded[name], queries.shape[1])
-            parts.append(stream.enc_in_norm(queries))
+                queries = queries + _resample(embedded[name], queries.shape[0])
+            parts.append(stream.enc_in_norm(queries).expand(b, -1, -1))  # (B, N_m, D)
             coords.append(ref.new_zeros(stream.latent_queries.shape[0], 4))
         with self._autocast(ref):
             h = self.encoder(torch.cat(parts, dim=1), torch.cat(coords))  # (B, L, D)
@@ -212,10 +212,10 @@ class AVTokenizer(nn.Module):
             coords.append(ref.new_zeros(z.shape[1], 4))
         for name, z in per_stream.items():
             stream = self.streams[name]
-            queries = stream.patch_queries.expand(b, -1, -1)  # (B, L_m, D)
+            queries = stream.patch_queries  # (L_m, D); "pooled": + resampled tokens -> (B, L_m, D)
             if self.config.token_init == "pooled":
-                queries = queries + _resample(z, queries.shape[1])
-            parts.append(stream.dec_in_norm(queries))
+                queries = queries + _resample(z, queries.shape[0])
+            parts.append(stream.dec_in_norm(queries).expand(b, -1, -1))  # (B, L_m, D)
             coords.append(getattr(self, f"{name}_coords"))
         with self._autocast(ref):
             h = self.decoder(torch.cat(parts, dim=1), torch.cat(coords))  # (B, L, D)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
+from avtok.eval.image_metrics import psnr_from_mse
 from avtok.tokenizer import recipes_av
 from avtok.tokenizer.av_config import resolve_av_config
 from avtok.tokenizer.av_tokenizer import AVTokenizer
@@ -28,8 +29,8 @@ from avtok.tokenizer.recipes import RunConfig
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    """PSNR of the pooled MSE for signals in [-1, 1]."""
-    return float(10 * torch.log10(4.0 / (x.clamp(-1, 1) - y).square().mean()))
+    """PSNR of the pooled MSE for signals in [-1, 1] (``x`` clamped to that range first)."""
+    return psnr_from_mse(float((x.clamp(-1, 1) - y).square().mean()))
 
 
 def pca_codec(train: torch.Tensor, held: torch.Tensor, patch: tuple[int, int, int], k: int) -> float:

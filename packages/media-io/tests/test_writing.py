@@ -1,6 +1,8 @@
 """write_clip round trips through PyAV and the ffmpeg command-line tool."""
 
+import hashlib
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -72,6 +74,27 @@ def test_write_errors(tmp_path, source_clip):
         write_clip(tmp_path / "missing" / "x.mp4", source_clip)
     with pytest.raises(MediaError, match="crf"):
         write_clip(tmp_path / "x.mp4", source_clip, crf=99)
+
+
+_WRITE = """
+import sys
+from avtok.media_io import read_clip, write_clip
+write_clip(sys.argv[1], read_clip(sys.argv[2], start=30.0, duration=4.5))
+"""
+
+
+def test_same_clip_same_bytes_in_every_process(concert, tmp_path):
+    # With x264's macroblock tree on, the first encode of a process differed in most processes while later
+    # ones agreed: two fresh processes write the clip, and this one (earlier tests wrote other clips in it)
+    # writes it twice more.
+    for i in range(2):
+        subprocess.run([sys.executable, "-c", _WRITE, str(tmp_path / f"proc{i}.mp4"), str(concert)],
+                       check=True, timeout=120)
+    clip = read_clip(concert, start=30.0, duration=4.5)
+    paths = [*(tmp_path / f"proc{i}.mp4" for i in range(2)),
+             write_clip(tmp_path / "here0.mp4", clip), write_clip(tmp_path / "here1.mp4", clip)]
+    digests = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in paths}
+    assert len(set(digests.values())) == 1, digests
 
 
 def test_wide_strip_4000x16(tmp_path):

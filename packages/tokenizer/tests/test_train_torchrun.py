@@ -8,9 +8,9 @@ STFT bins turns float rounding that depends on the batch size into different Ada
 agrees to 1e-6, the second differs by ~5e-4). With the MR-STFT on, the 2-rank run's held-out losses land
 within 8 % of one process's: since the tiny preset's tokens depend on the input from step 0
 (``token_init="pooled"``) that rounding also flips FSQ codes, and the mel L1 after 4 steps came out 1.1 %
-(CI clone) and 2.7 % (dev box) apart. The two sessions' numbers differ from each other (0.623 vs 0.571 for
-one process) because the fixture clip does: the first libx264 encode in a process is not reproducible
-(later encodes of the same frames are), so each session writes slightly different pixels."""
+(CI clone) and 2.7 % (dev box) apart. Those two sessions' numbers also differed from each other (0.623 vs
+0.571 for one process) because their fixture clips did: x264's macroblock tree made the first encode in a
+process irreproducible; write_clip now turns it off, so every session trains on the same pixels."""
 
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ the trivial baselines, then one line per claim: ``target <name>: <measured> (goa
     python tools/evidence_tokenizer.py --runs none --references   # + learned video references (~1 min)
     # the same AV pair with the `small` preset (4x the video tokens) in its own folder:
     python tools/evidence_tokenizer.py --threads 1 --runs av-vfal --av-preset small --out runs/ev-small
+    # another seed of the AV pair (one folder per seed):
+    python tools/evidence_tokenizer.py --threads 1 --runs av-vfal --seed 1 --out runs/ev-seed1
 
 ``--references`` scores two video references fitted on the *training* windows (audio silent) on the same
 held-out windows: the training set's mean window (what a decoder that ignores its tokens converges to)
@@ -82,6 +84,7 @@ def config(tag: str, args: argparse.Namespace) -> RunConfig:
         eval_every=500,
         artifacts=False,
         checkpoint_dir=args.out / tag,
+        seed=args.seed,
     )
     if tag.startswith("av-"):
         # CPU budget: the Inception perceptual/Gram terms (one frame per window) and the MR-STFT through
@@ -179,6 +182,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/evidence"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--av-preset", default="tiny", help="AV tokenizer preset of the av-* runs (tiny, small)")
+    ap.add_argument("--seed", type=int, default=0, help="RunConfig.seed of every run (model init, data order)")
     ap.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)}; 'none' only "
                     "reports what --out already holds")
     ap.add_argument("--references", action="store_true", help="also score the learned video references "

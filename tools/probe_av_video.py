@@ -4,11 +4,15 @@ Trains the video stream alone (L1, AdamW lr 1e-3 β 0.9/0.95 wd 0.1, batch 8, gr
 clip's training windows (last 10 s held out, as in ``evidence_tokenizer.py``) and prints, every quarter
 of the run, the held-out and training PSNR of the pooled MSE, the spread of the continuous latents across
 windows and the distinct codes used; then the same numbers for a per-patch PCA codec keeping ``code_dim``
-numbers per patch (fitted on the training windows) for scale.
+numbers per patch (fitted on the training windows) for scale, and the rate a linear codec needs to beat
+avtok.eval's mean-frame baseline: per-patch PCA at 1..32 numbers per patch next to that baseline (each
+held-out window replaced by its own mean frame, i.e. 8-bit pixels of one whole frame per window).
+``--steps 0`` prints only these references.
 
     python tools/probe_av_video.py --preset tiny --token-init learned --steps 2000   # ≈ 1 min, 1 thread
     python tools/probe_av_video.py --preset tiny --token-init pooled --steps 2000
     python tools/probe_av_video.py --preset small --token-init pooled --steps 2000  # ≈ 4 min
+    python tools/probe_av_video.py --preset small --steps 0   # the references alone (seconds)
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def main() -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     gen = torch.Generator().manual_seed(args.seed)
     start = time.perf_counter()
-    for step in range(args.steps + 1):
+    for step in range(args.steps + 1 if args.steps else 0):
         if step % max(1, args.steps // 4) == 0:
             model.eval()
             with torch.no_grad():
@@ -87,6 +91,11 @@ def main() -> None:
         opt.step()
     print(f"per-patch PCA, {cfg.code_dim} numbers per {cfg.video_patch} patch: held-out "
           f"{pca_codec(train, held, cfg.video_patch, cfg.code_dim):.2f} dB")
+    sweep = [k for k in (1, 2, 4, 8, 16, 32) if k <= cfg.video_patch_dim]
+    print(f"per-patch PCA by numbers per {cfg.video_patch} patch ({cfg.num_video_patches} patches a window): "
+          + ", ".join(f"{k}: {pca_codec(train, held, cfg.video_patch, k):.2f}" for k in sweep) + " dB")
+    print(f"mean-frame baseline (each held-out window's own mean frame): "
+          f"{psnr(held.mean(1, keepdim=True).expand_as(held), held):.2f} dB")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ of the run, the held-out and training PSNR of the pooled MSE, the spread of the 
 windows and the distinct codes used; then the same numbers for a per-patch PCA codec keeping ``code_dim``
 numbers per patch (fitted on the training windows) for scale, and the rate a linear codec needs to beat
 avtok.eval's mean-frame baseline: per-patch PCA at 1..32 numbers per patch next to that baseline (each
-held-out window replaced by its own mean frame, i.e. 8-bit pixels of one whole frame per window).
+held-out window replaced by its own mean frame, here not rounded to 8 bits).
 ``--steps 0`` prints only these references.
 
     python tools/probe_av_video.py --preset tiny --token-init learned --steps 2000   # ≈ 1 min, 1 thread

@@ -172,7 +172,8 @@ def _tiny() -> AVTokenizerConfig:
 
 def _small() -> AVTokenizerConfig:
     # tiny's window, blocks and codebook with 4x the video tokens: 4×4×4 patches (128), one token per
-    # patch. ~2.5x tiny's step cost; +2.3 dB held-out video PSNR in the 20-min evidence (package README).
+    # patch. ~2.5x tiny's step cost; +1.1 to +2.3 dB held-out video PSNR in the 20-min evidence over three
+    # seeds (package README).
     return dataclasses.replace(_tiny(), video_patch=(4, 4, 4), video_tokens=128)
 
 

@@ -13,6 +13,7 @@ held-out window replaced by its own mean frame, here not rounded to 8 bits).
     python tools/probe_av_video.py --preset tiny --token-init pooled --steps 2000
     python tools/probe_av_video.py --preset small --token-init pooled --steps 2000  # ≈ 4 min
     python tools/probe_av_video.py --preset small --steps 0   # the references alone (seconds)
+    python tools/probe_av_video.py --preset small --video-tokens 512 --steps 4000  # rate sweep, ≈ 30 min
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from einops import rearrange
+from evidence_tokenizer import PatchPCA  # tools/ is on sys.path when this script runs
 
 from avtok.eval.image_metrics import psnr_from_mse
 from avtok.tokenizer import recipes_av
@@ -37,17 +38,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     return psnr_from_mse(float((x.clamp(-1, 1) - y).square().mean()))
 
 
-def pca_codec(train: torch.Tensor, held: torch.Tensor, patch: tuple[int, int, int],
-              ks: tuple[int, ...]) -> dict[int, float]:
-    """Held-out PSNR of a per-patch PCA keeping ``k`` numbers per patch (fitted on ``train``), per ``k``."""
-    t, p, q = patch
-    flat = "n (t a) (h b) (w c) k -> (n t h w) (a b c k)"
-    x, y = rearrange(train, flat, a=t, b=p, c=q), rearrange(held, flat, a=t, b=p, c=q)
-    mean = x.mean(0)
-    vh = torch.linalg.svd(x - mean, full_matrices=False).Vh  # (components, patch_dim), one SVD for all k
-    return {k: psnr((y - mean) @ vh[:k].T @ vh[:k] + mean, y) for k in ks}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="tiny")
@@ -55,6 +45,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--video-tokens", type=int, default=None,
+                    help="override the preset's video tokens (the rate sweep: 256, 512 with small)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -64,6 +56,8 @@ def main() -> None:
     train, held = ctx.train_video, ctx.held_video
     cfg = dataclasses.replace(resolve_av_config(args.preset), prior=None, align_dim=None,
                               token_init=args.token_init)
+    if args.video_tokens:
+        cfg = dataclasses.replace(cfg, video_tokens=args.video_tokens)
     model = AVTokenizer(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     gen = torch.Generator().manual_seed(args.seed)
@@ -76,7 +70,8 @@ def main() -> None:
                 _, rec_held = model(video=held)
                 tokens, rec_train = model(video=sub)
             model.train()
-            print(f"{args.preset} {args.token_init} step {step:5d}: held-out "
+            print(f"{args.preset} ({cfg.video_tokens} video tokens) {args.token_init} step {step:5d}: "
+                  f"held-out "
                   f"{psnr(rec_held.video, held):.2f} dB, train {psnr(rec_train.video, sub):.2f} dB, "
                   f"latent spread across windows "
                   f"{float(tokens.latents.std(0).mean()):.3f}, codes used {tokens.indices.unique().numel()}, "
@@ -91,7 +86,8 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     sweep = tuple(k for k in (1, 2, 4, 8, 16, 32) if k <= cfg.video_patch_dim)
-    pca = pca_codec(train, held, cfg.video_patch, (cfg.code_dim, *sweep))
+    codec = PatchPCA(train, cfg.video_patch)
+    pca = {k: psnr(codec.with_k(k).project(held), held) for k in (cfg.code_dim, *sweep)}
     print(f"per-patch PCA, {cfg.code_dim} numbers per {cfg.video_patch} patch: held-out "
           f"{pca[cfg.code_dim]:.2f} dB")
     print(f"per-patch PCA by numbers per {cfg.video_patch} patch ({cfg.num_video_patches} patches a window): "

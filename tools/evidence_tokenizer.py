@@ -139,7 +139,7 @@ class PCAWindowMean:
 class PatchPCA:
     """Per-patch PCA codec fitted on the training windows: every ``(t, p, p)`` space-time patch → its
     first ``k`` principal components (``k`` continuous, unquantised numbers per patch) → back; silent
-    audio. ``with_k`` shares the one SVD across ranks."""
+    audio. ``with_k`` shares the one SVD across every k."""
 
     FLAT = "n (t a) (h b) (w c) k -> (n t h w) (a b c k)"
 

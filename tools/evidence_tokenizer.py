@@ -17,6 +17,8 @@ the trivial baselines, then one line per claim: ``target <name>: <measured> (goa
     python tools/evidence_tokenizer.py --threads 1 --runs av-vfal --av-preset small --out runs/ev-small
     # another seed of the AV pair (one folder per seed):
     python tools/evidence_tokenizer.py --threads 1 --runs av-vfal --seed 1 --out runs/ev-seed1
+    # with the Inception perceptual + Gram video terms (the sharpness terms; 27-80x the step cost):
+    python tools/evidence_tokenizer.py --threads 1 --runs av-vfal --av-preset small --perceptual --out runs/p
 
 ``--references`` scores two video references fitted on the *training* windows (audio silent) on the same
 held-out windows: the training set's mean window (what a decoder that ignores its tokens converges to)
@@ -93,9 +95,9 @@ def config(tag: str, args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
     )
     if tag.startswith("av-"):
-        # CPU budget: the Inception perceptual/Gram terms (one frame per window) and the MR-STFT through
-        # HiFi-GAN cost ~10x and ~50x an L1 step of the tiny AV tokenizer; the AR prior stays on.
-        return RunConfig(family="av", preset=args.av_preset, schedule=tag[3:], perceptual=False,
+        # CPU budget: the Inception perceptual/Gram terms (one frame per window at 299x299) cost 27x / 80x
+        # an L1 step of small / tiny, the MR-STFT through HiFi-GAN ~50x tiny's; the AR prior stays on.
+        return RunConfig(family="av", preset=args.av_preset, schedule=tag[3:], perceptual=args.perceptual,
                          mrstft=False, **common)
     return RunConfig(family="visual", preset="tiny", schedule="atoken", gram=tag == "visual-gram",
                      batch_size=4, **common)
@@ -240,6 +242,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--av-preset", default="tiny", help="AV tokenizer preset of the av-* runs (tiny, small)")
     ap.add_argument("--seed", type=int, default=0, help="RunConfig.seed of every run (model init, data order)")
+    ap.add_argument("--perceptual", action="store_true", help="av-* runs: add the Inception perceptual "
+                    "(x10) and Gram (x1e3) video terms (off by default: 27-80x an L1 step's cost on CPU)")
     ap.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)}; 'none' only "
                     "reports what --out already holds")
     ks = ", ".join(map(str, PATCH_PCA_KS))

@@ -53,9 +53,9 @@ def worker(rank: int, world: int, port: int, out: str, steps: int, strategies: l
     init_distributed()
     for strategy in strategies:
         run(strategy, rank, world, Path(out), steps)
-    # Teardown. A rank has aborted twice in `.ci/run` *after* both result files were written
-    # ("terminate called without an active exception", SIGABRT; the second time despite the barrier;
-    # not reproduced in 22 local runs, idle or loaded). That message is most likely a C++ thread object
+    # Teardown. A rank has aborted twice in `.ci/run` ("terminate called without an active exception",
+    # SIGABRT); the second time despite the barrier and *after* both result files were written; not
+    # reproduced in 22 local runs, idle or loaded. That message is most likely a C++ thread object
     # destroyed unjoined at interpreter exit. So: free the DDP / FSDP2 wrappers (reference cycles) while
     # the group is alive, leave the group together, and skip the exit-time destructors. A failure in
     # ``run`` still raises before this point and fails the test.

@@ -12,7 +12,7 @@ the trivial baselines, then one line per claim: ``target <name>: <measured> (goa
     python tools/evidence_tokenizer.py --threads 1 --runs av-vfal & \
     python tools/evidence_tokenizer.py --threads 1 --runs av-vanilla; wait
     python tools/evidence_tokenizer.py --runs none
-    python tools/evidence_tokenizer.py --runs none --references   # + video references (~5-8 min: 6 frame FIDs)
+    python tools/evidence_tokenizer.py --runs none --references   # + video references (~5-8 min)
     # the same AV pair with the `small` preset (4x the video tokens) in its own folder:
     python tools/evidence_tokenizer.py --threads 1 --runs av-vfal --av-preset small --out runs/ev-small
     # another seed of the AV pair (one folder per seed):

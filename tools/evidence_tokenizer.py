@@ -241,7 +241,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/evidence"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--av-preset", default="tiny", help="AV tokenizer preset of the av-* runs (tiny, small)")
-    ap.add_argument("--seed", type=int, default=0, help="RunConfig.seed of every run (model init, data order)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="RunConfig.seed of every run (model init, data order)")
     ap.add_argument("--perceptual", action="store_true", help="av-* runs: add the Inception perceptual "
                     "(x10) and Gram (x1e3) video terms (off by default: 27-80x an L1 step's cost on CPU)")
     ap.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)}; 'none' only "

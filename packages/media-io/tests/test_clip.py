@@ -48,3 +48,20 @@ def test_from_float_clamps_and_rounds():
 def test_validation_errors_name_the_fix(kw, match):
     with pytest.raises(MediaError, match=match):
         _clip(**kw)
+
+
+def test_frames_tile_the_clip_and_its_audio():
+    # 29.97 fps at 44.1 kHz: 1471.47 samples per frame, so spans alternate 1471 / 1472 samples
+    fps, sr, n = 30000 / 1001, 44100, 10
+    audio = torch.linspace(-1, 1, round(n / fps * sr)).expand(2, -1).contiguous()
+    video = torch.arange(n, dtype=torch.uint8)[:, None, None, None].expand(n, 2, 3, 3).contiguous()
+    clip = AVClip(video=video, audio=audio, fps=fps, sample_rate=sr, start=1.5, source="x.mp4")
+    parts = [clip.frames(0, 3), clip.frames(3, 7), clip.frames(7, 10)]
+    assert torch.equal(torch.cat([p.video for p in parts]), clip.video)
+    assert torch.equal(torch.cat([p.audio for p in parts], dim=1), clip.audio)  # no sample lost or doubled
+    assert [p.audio.shape[1] for p in parts] == [4414, 5886, 4415]  # round(3·1471.47), round(7·…) − 4414, …
+    assert parts[1].start == pytest.approx(1.5 + 3 / fps) and parts[1].source == "x.mp4"
+    assert int(parts[2].video[0, 0, 0, 0]) == 7
+    for bad in ((3, 3), (-1, 2), (0, 11)):
+        with pytest.raises(MediaError, match=r"need 0 <= t0 < t1 <= 10"):
+            clip.frames(*bad)

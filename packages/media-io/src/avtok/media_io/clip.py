@@ -105,6 +105,24 @@ class AVClip:
         """Audio duration N / sample_rate in seconds."""
         return self.audio.shape[1] / self.sample_rate
 
+    def frames(self, t0: int, t1: int) -> AVClip:
+        """Frames ``t0 .. t1 - 1`` with the audio samples of their span (``round(t * sample_rate / fps)``
+        boundaries, so consecutive spans tile the audio exactly); ``start`` moves by ``t0 / fps``."""
+        if not 0 <= t0 < t1 <= self.num_frames:
+            raise MediaError(
+                f"AVClip({self.source}).frames({t0}, {t1}): need 0 <= t0 < t1 <= {self.num_frames} "
+                "(the clip's frame count)"
+            )
+        spf = self.sample_rate / self.fps
+        return AVClip(
+            video=self.video[t0:t1],
+            audio=self.audio[:, round(t0 * spf) : round(t1 * spf)],
+            fps=self.fps,
+            sample_rate=self.sample_rate,
+            start=self.start + t0 / self.fps,
+            source=self.source,
+        )
+
     def video_float(self) -> torch.Tensor:
         """Frames as float32 in [-1, 1], shape (T, H, W, 3)."""
         return self.video.to(torch.float32).div_(127.5).sub_(1.0)

@@ -172,40 +172,12 @@ def split_holdout(clip: AVClip, seconds: float) -> tuple[AVClip, AVClip | None]:
             f"{clip.num_frames / clip.fps:.1f} s; hold out less"
         )
     cut = clip.num_frames - n_hold
-    a_cut = int(round(cut / clip.fps * clip.sample_rate))
-
-    def part(v: slice, a: slice, start: float) -> AVClip:
-        return AVClip(
-            video=clip.video[v].contiguous(),
-            audio=clip.audio[:, a].contiguous(),
-            fps=clip.fps,
-            sample_rate=clip.sample_rate,
-            start=clip.start + start,
-            source=clip.source,
-        )
-
-    return part(slice(0, cut), slice(0, a_cut), 0.0), part(
-        slice(cut, None), slice(a_cut, None), cut / clip.fps
-    )
+    return clip.frames(0, cut), clip.frames(cut, clip.num_frames)
 
 
 def windows(clip: AVClip, frames: int, stride: int) -> list[AVClip]:
     """Consecutive ``frames``-frame windows (hop ``stride`` frames) with their audio span."""
-    out = []
-    spf = clip.sample_rate / clip.fps
-    for t in range(0, clip.num_frames - frames + 1, stride):
-        a0, a1 = int(round(t * spf)), int(round((t + frames) * spf))
-        out.append(
-            AVClip(
-                video=clip.video[t : t + frames],
-                audio=clip.audio[:, a0:a1],
-                fps=clip.fps,
-                sample_rate=clip.sample_rate,
-                start=clip.start + t / clip.fps,
-                source=clip.source,
-            )
-        )
-    return out
+    return [clip.frames(t, t + frames) for t in range(0, clip.num_frames - frames + 1, stride)]
 
 
 def evenly(items: list, n: int) -> list:

@@ -88,3 +88,24 @@ def test_reconstructor_satisfies_the_eval_protocol(model: AVTokenizer, clip: AVC
     out = rec.reconstruct(clip)
     assert out.video.shape == clip.video.shape and out.audio.shape == clip.audio.shape
     assert rec.last_indices.shape == (1, 48) and rec.last_indices.dtype == torch.int32
+
+
+def test_reconstructor_goes_window_by_window_over_a_longer_clip(model: AVTokenizer) -> None:
+    """20 frames = two windows + a tail of 4: the tail comes from a last window aligned to the clip's end,
+    every frame once, the clip's exact length; a clip shorter than one window names the fix."""
+    c = model.config
+    long = read_clip(sample_path("concert"), start=31.0, duration=20 / c.fps, fps=c.fps, size=(32, 32),
+                     resize_mode="crop", sample_rate=22050, channels=1)
+    assert long.num_frames == 20
+    rec = AVClipReconstructor(model)
+    out = rec.reconstruct(long)
+    assert out.video.shape == long.video.shape and out.audio.shape == long.audio.shape
+    assert out.start == long.start
+    assert rec.last_indices.shape == (1, 3 * 48)  # three windows' tokens
+    first, tail = rec.reconstruct(long.frames(0, 8)), rec.reconstruct(long.frames(12, 20))
+    assert torch.equal(out.video[:8], first.video)
+    assert torch.equal(out.video[16:], tail.video[4:])  # only the frames not covered yet
+    assert torch.equal(out.audio[:, : first.audio.shape[1]], first.audio)
+    torch.testing.assert_close(out.audio[:, -1000:], tail.audio[:, -1000:])
+    with pytest.raises(ValueError, match=r"7 frames, shorter than the model's 8-frame window"):
+        rec.reconstruct(long.frames(0, 7))

@@ -112,9 +112,14 @@ def reconstruct_clip(model: AVTokenizer, clip: AVClip, *, vocoder: Vocoder = "hi
 
 
 class AVClipReconstructor:
-    """``avtok.eval.Reconstructor`` over the AV tokenizer: a window in, its reconstruction out.
+    """``avtok.eval.Reconstructor`` over the AV tokenizer: a clip in, its reconstruction out.
 
-    ``last_indices`` holds the ``(1, N)`` token indices of the last clip (for codebook statistics).
+    A clip of exactly one model window is encoded and decoded at once. A longer clip (at the model's fps
+    and frame size) goes through consecutive windows; when its length is not a whole number of windows
+    the last window is aligned to the clip's end and only its frames (and their audio span) not yet
+    covered are kept, so every frame is reconstructed once and the output has the clip's length. A clip
+    shorter than one window is an error. ``last_indices`` holds the token indices of the last clip,
+    ``(1, windows · N)`` (for codebook statistics).
     """
 
     def __init__(self, model: AVTokenizer, *, name: str = "avtok-av", vocoder: Vocoder = "hifigan") -> None:
@@ -122,10 +127,33 @@ class AVClipReconstructor:
         self.last_indices: Tensor | None = None
 
     @torch.no_grad()
-    def reconstruct(self, clip: AVClip) -> AVClip:
+    def _window(self, clip: AVClip) -> tuple[AVClip, Tensor | None]:
         tokens = encode_clips(self.model, clip)
-        self.last_indices = tokens.indices
         (out,) = decode_clips(self.model, tokens, fps=clip.fps, sample_rate=clip.sample_rate,
                               channels=clip.channels, num_samples=clip.audio.shape[1], vocoder=self.vocoder)
+        return out, tokens.indices
+
+    def reconstruct(self, clip: AVClip) -> AVClip:
+        c = self.model.config
+        n, f = clip.num_frames, c.frames
+        if n < f:
+            raise ValueError(f"{clip.source or 'AVClip'}: {n} frames, shorter than the model's {f}-frame "
+                             f"window ({c.seconds:.4g} s at {c.fps:.6g} fps); fix: pass at least one window")
+        starts = list(range(0, n - f + 1, f))
+        if starts[-1] + f < n:
+            starts.append(n - f)  # the tail: a last window aligned to the clip's end
+        parts, indices, done = [], [], 0
+        for s in starts:
+            out, idx = self._window(clip.frames(s, s + f))
+            parts.append(out.frames(done - s, f) if done > s else out)  # done > s only for the tail
+            indices.append(idx)
+            done = s + f
+        if len(parts) > 1:  # (the tail's audio cut rounds within its window: fit the clip's length)
+            audio = _fit_length(torch.cat([p.audio for p in parts], dim=1), clip.audio.shape[1])
+            out = AVClip(video=torch.cat([p.video for p in parts]), audio=audio, fps=clip.fps,
+                         sample_rate=clip.sample_rate)
+        else:
+            out = parts[0]
+        self.last_indices = None if indices[0] is None else torch.cat(indices, dim=1)
         out.start, out.source = clip.start, clip.source
         return out

@@ -111,6 +111,12 @@ def test_main_job_trains_scores_logs_reports_and_reuses(demo, tmp_path: Path, on
     assert run.info.status == "FINISHED" and params["preset"] == "tiny" and params["max_steps"] == str(STEPS)
     assert "tokenizer/0-video/train/loss" in metrics and "generator/train/loss" in metrics
     assert metrics["recon/avtok-av/psnr"] == pytest.approx(_rows(first.recon)["avtok-av"]["psnr"])
+    # the whole held-out tail as one clip (window by window), next to that clip's own baselines
+    whole = _rows(pl.read_csv(tmp_path / "out1" / "reconstruction_clip.csv"))
+    assert whole["avtok-av"]["clips"] == whole["baseline:mean_frame+silence"]["clips"] == 1
+    assert 5.0 < whole["avtok-av"]["psnr"] < 60.0 and "whole held-out tail" in page
+    assert whole["avtok-av"]["mel_l1"] < whole["baseline:mean_frame+silence"]["mel_l1"] / 3
+    assert metrics["recon_clip/avtok-av/psnr"] == pytest.approx(whole["avtok-av"]["psnr"])
     assert metrics["gen/t2av/frame_fid"] == pytest.approx(_rows(first.generation)["t2av"]["frame_fid"])
     assert metrics["tokenizer/new_steps"] == tok["steps"] and metrics["generator/steps"] == STEPS
     assert "report/report.html" in {a.path for a in client.list_artifacts(tracker.run_id, "report")}

@@ -126,7 +126,7 @@ def _tokenizer_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Co
     run_cfg = tokenizer_run(cfg, cache)
     with _phase(timings, "tokenizer training", console):
         tok = demo_tokenizer.train_or_reuse(run_cfg, PrefixedTracker(tracker, "tokenizer"))
-    tok.held_out = demo_tokenizer.prepare_held_out(run_cfg)
+    tok.held_out, tok.held_clips = demo_tokenizer.prepare_held_out(run_cfg)
     with _phase(timings, "tokenizer evaluation", console), tempfile.TemporaryDirectory() as tmp:
         rec = demo_tokenizer.evaluate_tokenizer(
             tok, Path(tmp), frame_stride=cfg.frame_stride, reference_rows=cfg.reference_rows
@@ -177,17 +177,20 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
         gen_html = generator_sections(out, refs, clips)
         rec.summary.write_csv(out / "reconstruction_summary.csv")
         rec.per_clip.write_csv(out / "reconstruction_per_window.csv")
+        if rec.clip_summary is not None:
+            rec.clip_summary.write_csv(out / "reconstruction_clip.csv")
         table.write_csv(out / "generation.csv")
     timings["total"] = time.perf_counter() - t_start
     results = _results(cfg, cache, tok, gen, data, refs, timings, tracker)
     notes = [rec.fad_note] * bool(rec.fad_note) + _notes(cfg)
     report = write_report(
         out, title="avtok — the main job", intro=_intro(cfg, tok, data), facts=_facts(cfg, results),
-        recon=rec.summary, recon_sections=tok_html, generation=table, gen_sections=gen_html, notes=notes,
+        recon=rec.summary, recon_clip=rec.clip_summary, recon_sections=tok_html, generation=table,
+        gen_sections=gen_html, notes=notes,
     )  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    _log(tracker, tok, gen, rec.summary, table, timings, out)
-    _print_tables(console, rec.summary, table)
+    _log(tracker, tok, gen, rec, table, timings, out)
+    _print_tables(console, rec.summary, rec.clip_summary, table)
     return DemoResult(report=report, results=results, recon=rec.summary, generation=table, timings=timings)
 
 
@@ -261,10 +264,10 @@ def _notes(cfg: DemoConfig) -> list[str]:
     ]
 
 
-def _log(
-    tracker: Tracker, tok, gen, recon: pl.DataFrame, generation: pl.DataFrame, timings, out: Path
-) -> None:
-    tracker.log_metrics(_metrics(recon, "recon"))
+def _log(tracker: Tracker, tok, gen, rec, generation: pl.DataFrame, timings, out: Path) -> None:
+    tracker.log_metrics(_metrics(rec.summary, "recon"))
+    if rec.clip_summary is not None:
+        tracker.log_metrics(_metrics(rec.clip_summary, "recon_clip"))
     tracker.log_metrics(_metrics(generation, "gen"))
     tracker.log_metrics({f"time/{k.replace(' ', '_')}_s": v for k, v in timings.items()})
     tracker.log_metrics(
@@ -279,19 +282,21 @@ def _log(
         tracker.log_artifact(f, artifact_path="report")
 
 
-def _print_tables(console: Console, recon: pl.DataFrame, generation: pl.DataFrame) -> None:
-    for title, df, cols in (
-        (
-            "held-out reconstruction (mean over windows)",
-            recon,
-            ("model", "psnr", "ssim", "frame_fid", "si_sdr", "mrstft", "mel_l1", "fad"),
-        ),
+def _print_tables(
+    console: Console, recon: pl.DataFrame, recon_clip: pl.DataFrame | None, generation: pl.DataFrame
+) -> None:
+    cols_rec = ("model", "psnr", "ssim", "frame_fid", "si_sdr", "mrstft", "mel_l1", "fad")
+    tables = [("held-out reconstruction (mean over windows)", recon, cols_rec)]
+    if recon_clip is not None:
+        tables.append(("held-out reconstruction (the whole held-out tail as one clip)", recon_clip, cols_rec))
+    tables.append(
         (
             "generation vs held-out clips",
             generation,
             ("model", "clips", "frame_fid", "fad", "av_onset_align", "av_loudness_motion"),
-        ),
-    ):
+        )
+    )
+    for title, df, cols in tables:
         table = Table(title=title)
         cols = [c for c in cols if c in df.columns]
         for c in cols:

@@ -17,7 +17,6 @@ from avtok.media_io import AVClip, MelConfig, log_mel, mel_to_wave, read_clip, w
 from avtok.tokenizer import recipes_av
 from avtok.tokenizer.av_clip import AVClipReconstructor
 from avtok.tokenizer.av_tokenizer import AVTokenizer
-from avtok.tokenizer.cli_train import concat_clips
 from avtok.tokenizer.recipes import (
     RunConfig,
     load_media,
@@ -25,7 +24,6 @@ from avtok.tokenizer.recipes import (
     split_holdout,
     train_tokenizer,
 )
-from avtok.tokenizer.recipes import windows as cut_windows
 
 MEL = MelConfig()  # the HiFi-GAN universal vocoder's analysis settings (the tokenizer's mel)
 
@@ -35,7 +33,8 @@ class TokenizerResult:
     model: AVTokenizer
     stages: list[dict]  # name, start_step, steps, reused
     reused: bool  # every stage came from an earlier run's checkpoints
-    held_out: list[AVClip] = field(default_factory=list)
+    held_out: list[AVClip] = field(default_factory=list)  # held-out windows
+    held_clips: list[AVClip] = field(default_factory=list)  # each file's whole held-out tail
 
     @property
     def steps(self) -> int:
@@ -157,6 +156,7 @@ class TokenizerEval:
     per_clip: pl.DataFrame
     models: dict[str, Recorded]  # their outputs per held-out window, for the report
     fad_note: str
+    clip_summary: pl.DataFrame | None = None  # the whole held-out tail as one clip, with its baselines
 
 
 def fad_available() -> tuple[bool, str]:
@@ -198,24 +198,31 @@ def evaluate_tokenizer(
             )
     summary = pl.concat([r.summary for r in reports], how="diagonal_relaxed")
     per_clip = pl.concat([r.per_clip for r in reports], how="diagonal_relaxed")
-    return TokenizerEval(summary=summary, per_clip=per_clip, models=models, fad_note=note)
+    clip_summary = None
+    if result.held_clips:  # window by window; the baselines see the whole tail (no FAD on a clip or two)
+        clip_cfg = ReconstructionConfig(frame_fid=True, frame_stride=frame_stride,
+                                        codebook_size=result.model.config.codebook_size)
+        clip_summary = evaluate_reconstruction(AVClipReconstructor(result.model), result.held_clips,
+                                               cfg=clip_cfg).summary
+    return TokenizerEval(summary=summary, per_clip=per_clip, models=models, fad_note=note,
+                         clip_summary=clip_summary)
 
 
 def held_out_stretch(run: RunConfig, model: AVTokenizer, windows: int) -> tuple[AVClip, AVClip] | None:
-    """``windows`` consecutive held-out windows of the first clip and their window-by-window
-    reconstruction, each joined into one clip (for the report's players)."""
+    """The first ``windows`` whole held-out windows of the first clip as one clip, and its
+    window-by-window reconstruction (for the report's players)."""
     c = model.config
     clip = load_media(resolve_data(run.data)[:1], fps=c.fps, size=(c.height, c.width))[0]
     _, held = split_holdout(clip, run.holdout_seconds)
-    parts = cut_windows(held if held is not None else clip, c.frames, c.frames)[:windows]
-    if not parts:
+    src = held if held is not None else clip
+    n = min(src.num_frames, windows * c.frames) // c.frames * c.frames
+    if n == 0:
         return None
-    rec = AVClipReconstructor(model)
-    outs = [
-        rec.reconstruct(w) for w in tqdm(parts, desc="reconstructing the held-out stretch", unit="window")
-    ]
-    return concat_clips(parts), concat_clips(outs)
+    ref = src.frames(0, n)
+    return ref, AVClipReconstructor(model).reconstruct(ref)  # window by window
 
 
-def prepare_held_out(run: RunConfig) -> list[AVClip]:
-    return recipes_av.prepare(run).held_out
+def prepare_held_out(run: RunConfig) -> tuple[list[AVClip], list[AVClip]]:
+    """The held-out windows and each file's whole held-out tail."""
+    ctx = recipes_av.prepare(run)
+    return ctx.held_out, ctx.held_clips

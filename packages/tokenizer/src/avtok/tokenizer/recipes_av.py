@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -81,6 +81,7 @@ class AVContext:
     held_mel: Tensor
     backbone: nn.Module | None = None  # Inception feature maps for the perceptual / Gram terms
     teacher: nn.Module | None = None  # frozen audio-visual teacher for representation alignment
+    held_clips: list[AVClip] = field(default_factory=list)  # each file's whole held-out tail (≥ 1 window)
 
 
 def window_tensors(clips: list[AVClip], num_samples: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -94,12 +95,13 @@ def window_tensors(clips: list[AVClip], num_samples: int) -> tuple[Tensor, Tenso
 def prepare(cfg: RunConfig) -> AVContext:
     """Read the data at the preset's fps / size, hold out the tail, cut windows (hop = half a window)."""
     c = resolve_av_config(cfg.preset)
-    train_w, held_w = [], []
+    train_w, held_w, held_clips = [], [], []
     for clip in load_media(resolve_data(cfg.data), fps=c.fps, size=(c.height, c.width)):
         train, held = split_holdout(clip, cfg.holdout_seconds)
         train_w += windows(train, c.frames, max(1, c.frames // 2))
-        if held is not None:
+        if held is not None and held.num_frames >= c.frames:
             held_w += windows(held, c.frames, c.frames)
+            held_clips.append(held)
     if not train_w:
         raise ValueError(
             f"--data {cfg.data}: no training window of {c.seconds:.2f} s left after holding out "
@@ -114,7 +116,8 @@ def prepare(cfg: RunConfig) -> AVContext:
 
         backbone = InceptionFeatureMaps()
     return AVContext(train_video=tv, train_wave=tw, train_mel=tm, held_out=held_w, held_video=hv,
-                     held_mel=hm, backbone=backbone, teacher=load_align_teacher(cfg.align_teacher))
+                     held_mel=hm, backbone=backbone, teacher=load_align_teacher(cfg.align_teacher),
+                     held_clips=held_clips)
 
 
 def load_align_teacher(path: str | Path | None) -> nn.Module | None:
@@ -250,7 +253,11 @@ def hooks(cfg: RunConfig, ctx: AVContext, model: AVTokenizer, stage: Stage) -> S
 
 
 def heldout_report(model: AVTokenizer, clips: list[AVClip], *, frame_fid: bool = True) -> pl.DataFrame:
-    """avtok.eval's reconstruction summary of ``model`` next to the trivial baselines (one row each)."""
+    """avtok.eval's reconstruction summary of ``model`` next to the trivial baselines (one row each).
+
+    ``clips``: model windows (``AVContext.held_out``) or longer clips such as ``AVContext.held_clips``,
+    reconstructed window by window; the baselines see each clip whole (its own mean / first frame).
+    """
     cfg = ReconstructionConfig(frame_fid=frame_fid, codebook_size=model.config.codebook_size)
     model.eval()
     return evaluate_reconstruction(AVClipReconstructor(model), clips, cfg=cfg).summary

@@ -35,9 +35,10 @@ held-out windows: the training set's mean window (what a decoder that ignores it
 and the PCA-k codec of window-mean frames (k continuous numbers per window, a linear encoder with the
 token budget's size). A tokenizer whose video PSNR sits at the first carries no information in its
 video tokens; the train-mean window is also scored window after window over the whole held-out clip
-(``... (held-out clip)``), the same check for the clip target. Then the rate references: a per-patch PCA keeping k = 4 / 8 / 16 / 32 continuous numbers
-per ``--av-preset`` video patch, with a ``check`` line per k saying which trivial baseline it still
-loses to on PSNR / SSIM / frame FID — the rate a linear codec needs to meet the target.
+(``... (held-out clip)``), the same check for the clip target. Then the rate references: a per-patch
+PCA keeping k = 4 / 8 / 16 / 32 continuous numbers per ``--av-preset`` video patch, with a ``check``
+line per k saying which trivial baseline it still loses to on PSNR / SSIM / frame FID — the rate a
+linear codec needs to meet the per-window comparison.
 """
 
 from __future__ import annotations

@@ -9,17 +9,28 @@ avtok.eval's mean-frame baseline: per-patch PCA at 1..32 numbers per patch next 
 held-out window replaced by its own mean frame, here not rounded to 8 bits).
 ``--steps 0`` prints only these references.
 
+``--prior-weight W`` keeps the preset's AR prior and adds ``W`` × its next-token cross-entropy to the
+loss (what ``RunConfig.ar_prior_weight`` does in training; the CE reaches the encoder through FSQ's
+straight-through codes) and prints the prior's cross-entropy on the held-out windows (nats per token);
+``--prior-detach`` trains the prior on detached codes (the encoder feels nothing: the reference for how
+predictable the tokens are without the prior's pressure). ``--cosine`` decays the learning rate along
+a cosine after 200 warmup steps, as the training runs do.
+
     python tools/probe_av_video.py --preset tiny --token-init learned --steps 2000   # ≈ 1 min, 1 thread
     python tools/probe_av_video.py --preset tiny --token-init pooled --steps 2000
     python tools/probe_av_video.py --preset small --token-init pooled --steps 2000  # ≈ 4 min
     python tools/probe_av_video.py --preset small --steps 0   # the references alone (seconds)
     python tools/probe_av_video.py --preset small --video-tokens 512 --steps 4000  # rate sweep, ≈ 30 min
+    python tools/probe_av_video.py --steps 10000 --cosine --prior-weight 0.06  # ≈ 6 min; 0.01, 0, ...
+    python tools/probe_av_video.py --steps 10000 --cosine --prior-weight 0.01 --prior-detach
+    python tools/probe_av_video.py --steps 4000 --fsq-levels 8,8,8,6,5  # the paper's codebook on tiny
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -31,6 +42,7 @@ from avtok.tokenizer import recipes_av
 from avtok.tokenizer.av_config import resolve_av_config
 from avtok.tokenizer.av_tokenizer import AVTokenizer
 from avtok.tokenizer.recipes import RunConfig
+from avtok.tokenizer.training.losses import ar_prior_loss
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -47,6 +59,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--video-tokens", type=int, default=None,
                     help="override the preset's video tokens (the rate sweep: 256, 512 with small)")
+    ap.add_argument("--fsq-levels", default=None,
+                    help="override the preset's FSQ levels, comma list (the paper's: 8,8,8,6,5)")
+    ap.add_argument("--prior-weight", type=float, default=0.0,
+                    help="keep the AR prior; its CE x this weight joins the loss (0: no prior)")
+    ap.add_argument("--prior-detach", action="store_true",
+                    help="train the prior on detached codes (no pressure on the encoder)")
+    ap.add_argument("--cosine", action="store_true", help="200 warmup steps, then a cosine to 0")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -54,12 +73,30 @@ def main() -> None:
                     checkpoint_dir=Path("/tmp/probe_av_video"))
     ctx = recipes_av.prepare(run)
     train, held = ctx.train_video, ctx.held_video
-    cfg = dataclasses.replace(resolve_av_config(args.preset), prior=None, align_dim=None,
+    preset = resolve_av_config(args.preset)
+    cfg = dataclasses.replace(preset, prior=preset.prior if args.prior_weight > 0 else None, align_dim=None,
                               token_init=args.token_init)
     if args.video_tokens:
         cfg = dataclasses.replace(cfg, video_tokens=args.video_tokens)
+    if args.fsq_levels:
+        cfg = dataclasses.replace(cfg, fsq_levels=tuple(int(v) for v in args.fsq_levels.split(",")))
     model = AVTokenizer(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+
+    def lr_factor(s: int) -> float:
+        if not args.cosine:
+            return 1.0
+        progress = min(s, args.steps) / max(1, args.steps)
+        return min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+
+    def prior_ce(tokens) -> torch.Tensor:
+        codes = model.codes_of(tokens)
+        codes = codes.detach() if args.prior_detach else codes
+        logits = model.prior(codes, model.token_positions(tokens.modalities))
+        return ar_prior_loss(logits, tokens.indices)
+
     gen = torch.Generator().manual_seed(args.seed)
     start = time.perf_counter()
     for step in range(args.steps + 1 if args.steps else 0):
@@ -67,24 +104,30 @@ def main() -> None:
             model.eval()
             with torch.no_grad():
                 sub = train[::8]
-                _, rec_held = model(video=held)
+                tokens_held, rec_held = model(video=held)
                 tokens, rec_train = model(video=sub)
+                ce = ""
+                if args.prior_weight > 0:
+                    ce = f", prior CE held-out {float(prior_ce(tokens_held)):.3f}"
             model.train()
-            print(f"{args.preset} ({cfg.video_tokens} video tokens) {args.token_init} step {step:5d}: "
-                  f"held-out "
+            print(f"{args.preset} ({cfg.video_tokens} video tokens, codebook {cfg.codebook_size}) "
+                  f"{args.token_init} step {step:5d}: held-out "
                   f"{psnr(rec_held.video, held):.2f} dB, train {psnr(rec_train.video, sub):.2f} dB, "
-                  f"latent spread across windows "
-                  f"{float(tokens.latents.std(0).mean()):.3f}, codes used {tokens.indices.unique().numel()}, "
+                  f"latent spread across windows {float(tokens.latents.std(0).mean()):.3f}, "
+                  f"codes used {tokens.indices.unique().numel()}{ce}, "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
         if step == args.steps:
             break
         batch = train[torch.randint(len(train), (8,), generator=gen)]
-        _, rec = model(video=batch)
+        tokens, rec = model(video=batch)
         loss = (rec.video - batch).abs().mean()
+        if args.prior_weight > 0:
+            loss = loss + args.prior_weight * prior_ce(tokens)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sched.step()
     sweep = tuple(k for k in (1, 2, 4, 8, 16, 32) if k <= cfg.video_patch_dim)
     codec = PatchPCA(train, cfg.video_patch)
     pca = {k: psnr(codec.with_k(k).project(held), held) for k in (cfg.code_dim, *sweep)}

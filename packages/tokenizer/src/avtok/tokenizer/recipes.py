@@ -78,7 +78,7 @@ class RunConfig:
     gram: bool = True  # Gram term of the reconstruction loss (ablation: --no-gram)
     perceptual: bool = True  # Inception perceptual + Gram terms on images / AV frames (off: L1 only)
     mrstft: bool = True  # AV: multi-resolution STFT through the frozen HiFi-GAN vocoder
-    ar_prior_weight: float = 0.06  # AV: AR-prior cross-entropy weight (LARP's 0.06; 0 = off)
+    ar_prior_weight: float = 0.01  # AV: AR-prior CE weight (LARP's 0.06 cost 1.1 dB here, README; 0 = off)
     align_teacher: str | None = None  # AV: TorchScript (video, wave) -> (video, audio) features (REPA term)
     image_size: int = 64  # visual: frame side
     mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)

@@ -40,7 +40,7 @@ from evidence_tokenizer import PatchPCA  # tools/ is on sys.path when this scrip
 from avtok.eval.image_metrics import psnr_from_mse
 from avtok.tokenizer import recipes_av
 from avtok.tokenizer.av_config import resolve_av_config
-from avtok.tokenizer.av_tokenizer import AVTokenizer
+from avtok.tokenizer.av_tokenizer import AVTokenizer, AVTokenizerOutput
 from avtok.tokenizer.recipes import RunConfig
 from avtok.tokenizer.training.losses import ar_prior_loss
 
@@ -91,7 +91,7 @@ def main() -> None:
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
 
-    def prior_ce(tokens) -> torch.Tensor:
+    def prior_ce(tokens: AVTokenizerOutput) -> torch.Tensor:
         codes = model.codes_of(tokens)
         codes = codes.detach() if args.prior_detach else codes
         logits = model.prior(codes, model.token_positions(tokens.modalities))

@@ -200,10 +200,7 @@ def evaluate_tokenizer(
     per_clip = pl.concat([r.per_clip for r in reports], how="diagonal_relaxed")
     clip_summary = None
     if result.held_clips:  # window by window; the baselines see the whole tail (no FAD on a clip or two)
-        clip_cfg = ReconstructionConfig(frame_fid=True, frame_stride=frame_stride,
-                                        codebook_size=result.model.config.codebook_size)
-        clip_summary = evaluate_reconstruction(AVClipReconstructor(result.model), result.held_clips,
-                                               cfg=clip_cfg).summary
+        clip_summary = recipes_av.heldout_report(result.model, result.held_clips, frame_stride=frame_stride)
     return TokenizerEval(summary=summary, per_clip=per_clip, models=models, fad_note=note,
                          clip_summary=clip_summary)
 

@@ -254,12 +254,16 @@ def hooks(cfg: RunConfig, ctx: AVContext, model: AVTokenizer, stage: Stage) -> S
     return StageHooks(data=data, step_fn=step, evaluate=evaluate, artifacts=artifacts, grad_accum=data.cycle)
 
 
-def heldout_report(model: AVTokenizer, clips: list[AVClip], *, frame_fid: bool = True) -> pl.DataFrame:
+def heldout_report(
+    model: AVTokenizer, clips: list[AVClip], *, frame_fid: bool = True, frame_stride: int = 1
+) -> pl.DataFrame:
     """avtok.eval's reconstruction summary of ``model`` next to the trivial baselines (one row each).
 
     ``clips``: model windows (``AVContext.held_out``) or longer clips such as ``AVContext.held_clips``,
     reconstructed window by window; the baselines see each clip whole (its own mean / first frame).
+    ``frame_stride``: frame FID on every ``frame_stride``-th frame.
     """
-    cfg = ReconstructionConfig(frame_fid=frame_fid, codebook_size=model.config.codebook_size)
+    cfg = ReconstructionConfig(frame_fid=frame_fid, frame_stride=frame_stride,
+                               codebook_size=model.config.codebook_size)
     model.eval()
     return evaluate_reconstruction(AVClipReconstructor(model), clips, cfg=cfg).summary

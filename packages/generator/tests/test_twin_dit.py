@@ -53,10 +53,12 @@ def test_parameter_counts_match_formula(name):
 def test_ovi_11b_geometry():
     cfg = build_config("ovi-11b")
     assert (cfg.depth, cfg.dim, cfg.heads, cfg.ffn_dim, cfg.head_dim) == (30, 3072, 24, 14336, 128)
+    assert (cfg.text_len, cfg.audio_embed, cfg.audio_rope_scale) == (512, "conv", 0.19676)
     counts = count_parameters_formula(cfg)
-    assert 10.8e9 < counts["total"] < 11.4e9  # "11B"
-    # Ovi fusion stage: FFNs frozen leaves "5.7B of 11B" trainable
-    assert 5.6e9 < counts["total"] - counts["ffn"] < 6.0e9
+    # the official FusionModel: 11.66B (the audio tower's ConvMLP patch embedding alone is 0.53B)
+    assert counts["total"] == 11_660_753_108
+    # Ovi fusion stage: FFNs frozen leaves ~6.4B trainable (the paper's "5.7B" excludes the embeddings)
+    assert 6.3e9 < counts["total"] - counts["ffn"] < 6.5e9
 
 
 def test_text_padding_is_masked():

@@ -1,7 +1,9 @@
 """Typed configs of the Ovi-style twin DiT: the latent layout, the towers, presets and parameter counts.
 
-The audio tower's RoPE scale is *derived* from :class:`LatentSpec` (video latent frames per second over
-audio latent tokens per second) — Ovi's 31/157 for 5 s at 24 fps / 16 kHz — never hard-coded.
+By default the audio tower's RoPE scale is *derived* from :class:`LatentSpec` (video latent frames per
+second over audio latent tokens per second; 31/157 for 5 s at 24 fps / 16 kHz). The ``ovi-11b`` preset and
+converted Ovi checkpoints fix it to the official ``temporal_rope_scaling_factor`` 0.19676 and take the
+official text and audio-embedding layout (``text_len`` 512 unmasked rows, convolutional audio embedding).
 """
 
 from __future__ import annotations
@@ -9,7 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["PRESETS", "LatentSpec", "TwinDiTConfig", "build_config", "count_parameters_formula"]
+__all__ = [
+    "AUDIO_EMBEDS",
+    "OVI_ROPE_SCALE",
+    "PRESETS", "LatentSpec", "TwinDiTConfig", "build_config", "count_parameters_formula"]
+
+
+OVI_ROPE_SCALE = 0.19676  # Ovi's temporal_rope_scaling_factor (audio.json)
+AUDIO_EMBEDS = ("linear", "conv")  # audio patch embedding: one Linear, or Ovi's Conv1d k7 + SiLU + ConvMLP
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -103,6 +112,10 @@ class TwinDiTConfig:
     audio_rope_scale: float | None = None  # None: take it from the LatentSpec at forward time
     qk_norm: bool = True
     eps: float = 1e-6
+    # Ovi: every prompt is zero-padded to text_len rows and attended without a mask; None = variable
+    # length with a key mask (avtok's small models)
+    text_len: int | None = None
+    audio_embed: str = "linear"  # see AUDIO_EMBEDS; Ovi: "conv"
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -112,6 +125,10 @@ class TwinDiTConfig:
             raise ValueError(
                 f"TwinDiTConfig: head_dim={self.head_dim} must be even and >= 8; change dim or heads"
             )
+        if self.audio_embed not in AUDIO_EMBEDS:
+            raise ValueError(f"TwinDiTConfig.audio_embed={self.audio_embed!r}: choose one of {AUDIO_EMBEDS}")
+        if self.text_len is not None and self.text_len < 1:
+            raise ValueError(f"TwinDiTConfig.text_len={self.text_len}: use None (masked) or a positive int")
         if self.depth < 1 or self.ffn_dim < 1:
             raise ValueError(f"TwinDiTConfig: depth={self.depth}, ffn_dim={self.ffn_dim} must be >= 1")
 
@@ -125,22 +142,31 @@ class TwinDiTConfig:
         hw = 2 * (self.head_dim // 6)
         return (self.head_dim - 2 * hw, hw, hw)
 
+    @property
+    def audio_embed_hidden(self) -> int:
+        """Hidden width of Ovi's audio ConvMLP: int(2/3 · 4·dim) rounded up to a multiple of 256."""
+        return 256 * math.ceil(int(8 * self.dim / 3) / 256)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _tower_params(cfg: TwinDiTConfig, in_channels: int, patch: int) -> dict[str, int]:
+def _tower_params(cfg: TwinDiTConfig, in_channels: int, patch: int, conv_embed: bool) -> dict[str, int]:
     d, f = cfg.dim, cfg.ffn_dim
     lin = lambda i, o: i * o + o  # noqa: E731 - a weight plus a bias
     attn = 4 * lin(d, d) + (2 * d if cfg.qk_norm else 0)
     block = {
         "self_attn": attn,
-        "cross_attn": attn + 2 * lin(d, d) + (d if cfg.qk_norm else 0) + 2 * d,  # text + fusion k/v + norm3
+        # text + fusion k/v + fusion k norm + fusion pre-norm + norm3
+        "cross_attn": attn + 2 * lin(d, d) + (d if cfg.qk_norm else 0) + 2 * d + 2 * d,
         "ffn": lin(d, f) + lin(f, d),
         "modulation": 6 * d,
     }
+    embed = lin(in_channels * patch, d)
+    if conv_embed:  # Conv1d k7 + three bias-free k7 convs of the ConvMLP
+        embed = 7 * in_channels * d + d + 3 * 7 * d * cfg.audio_embed_hidden
     return {
-        "patch_embed": lin(in_channels * patch, d),
+        "patch_embed": embed,
         "text_embed": lin(cfg.text_dim, d) + lin(d, d),
         "time_embed": lin(cfg.freq_dim, d) + lin(d, d) + lin(d, 6 * d),
         "blocks": cfg.depth * sum(block.values()),
@@ -151,8 +177,8 @@ def _tower_params(cfg: TwinDiTConfig, in_channels: int, patch: int) -> dict[str,
 
 def count_parameters_formula(cfg: TwinDiTConfig) -> dict[str, int]:
     """Closed-form parameter counts: per tower, total, and FFN (frozen in Ovi's fusion stage)."""
-    video = _tower_params(cfg, cfg.video_channels, math.prod(cfg.video_patch))
-    audio = _tower_params(cfg, cfg.audio_channels, 1)
+    video = _tower_params(cfg, cfg.video_channels, math.prod(cfg.video_patch), False)
+    audio = _tower_params(cfg, cfg.audio_channels, 1, cfg.audio_embed == "conv")
     tower = lambda p: sum(v for k, v in p.items() if k != "ffn")  # noqa: E731 - ffn is inside blocks
     return {
         "video": tower(video),
@@ -192,7 +218,7 @@ def _small() -> TwinDiTConfig:
 
 
 def _ovi_11b() -> TwinDiTConfig:
-    # Ovi: Wan2.2-5B geometry per tower; text from umT5-XXL (4096-d)
+    # Ovi (ovi/configs/model/dit/{video,audio}.json): Wan2.2-5B geometry per tower, umT5-XXL text (4096-d)
     return TwinDiTConfig(
         name="ovi-11b",
         dim=3072,
@@ -203,6 +229,9 @@ def _ovi_11b() -> TwinDiTConfig:
         video_channels=48,
         audio_channels=20,
         video_patch=(1, 2, 2),
+        audio_rope_scale=OVI_ROPE_SCALE,
+        text_len=512,
+        audio_embed="conv",
     )
 
 

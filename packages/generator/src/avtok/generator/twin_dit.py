@@ -11,9 +11,13 @@ attn(rope(q), rope_other(k_fus), v_fus))`` — the two attention outputs are sum
 projection. RoPE: video 3D (t, h, w) on Wan's head-dim split; audio rotates only the temporal band, with
 its frequencies scaled by video latent rate / audio latent rate so token k of audio lands on video frame
 k·scale (Ovi Fig. 2). Self-attention uses the same RoPE (Ovi applies scaled RoPE to all audio attention).
-Deviations: the timestep modulation is per sample (Wan2.2-TI2V modulates per token for its image
-condition, which avtok does not have); both towers embed the shared text features with their own MLP
-(as in Ovi, where each tower keeps Wan's ``text_embedding``).
+The fusion keys/values come from ``pre_attn_norm_fusion(other)`` (affine LayerNorm); q/k RMSNorms span the
+whole width before the heads split. The timestep embedding is per token (Wan2.2-TI2V): with
+``first_frame_clean`` the tokens of latent frame 0 get t = 0 (image-to-video); otherwise every token of a
+sample shares its t and the modulation is computed once per sample and broadcast (same numbers).
+``skip_block`` drops one fusion block in both towers (Ovi's skip-layer guidance on the negative pass).
+Text: with ``cfg.text_len`` (Ovi: 512) each prompt's valid rows are zero-padded to ``text_len`` rows and
+attended without a mask, as Ovi does; otherwise padding rows are masked out.
 """
 
 from __future__ import annotations
@@ -31,17 +35,59 @@ from avtok.kernels import attention, rope_nd
 from avtok.tokenizer.pretrained import register_model
 from avtok.tokenizer.transformer import MLP
 
-__all__ = ["CrossModalAttention", "DiTBlock", "Tower", "TwinDiT", "TwinOutput", "timestep_features"]
+__all__ = [
+    "AudioConvEmbed",
+    "CrossModalAttention",
+    "DiTBlock",
+    "Tower",
+    "TwinDiT",
+    "TwinOutput",
+    "timestep_features",
+]
 
 Rope = Callable[[Tensor], Tensor]  # (B, H, L, Dh) -> same
 
 
 def timestep_features(t: Tensor, dim: int) -> Tensor:
-    """Sinusoidal features of t in [0, 1] (scaled to [0, 1000] like Wan) -> (B, dim) fp32."""
+    """Sinusoidal features [cos, sin] of t in [0, 1] (scaled to [0, 1000] like Wan) -> (..., dim) fp32.
+
+    Frequencies ``10000^(-i / (dim/2))``, formed in float64: pass t as float64 (e.g. timestep / 1000) so
+    t·1000 lands on Ovi's integer timesteps.
+    """
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float64) / half)
-    args = (t.double() * 1000.0).unsqueeze(-1) * freqs  # (B, half)
+    freqs = torch.pow(10000.0, -torch.arange(half, device=t.device, dtype=torch.float64) / half)
+    args = (t.double() * 1000.0).unsqueeze(-1) * freqs  # (..., half)
     return torch.cat((args.cos(), args.sin()), dim=-1).float()
+
+
+class _ChannelLastConv1d(nn.Conv1d):
+    """Conv1d over (B, L, C) sequences, length-preserving padding."""
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, L, C)
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+class _GatedConvMLP(nn.Module):
+    """``w2(silu(w1 x) * w3 x)`` with bias-free k7 convolutions (Ovi's audio ConvMLP)."""
+
+    def __init__(self, dim: int, hidden: int, kernel: int = 7) -> None:
+        super().__init__()
+        conv = lambda i, o: _ChannelLastConv1d(i, o, kernel, padding=kernel // 2, bias=False)  # noqa: E731
+        self.w1, self.w2, self.w3 = conv(dim, hidden), conv(hidden, dim), conv(dim, hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(nn.functional.silu(self.w1(x)) * self.w3(x))
+
+
+class AudioConvEmbed(nn.Sequential):
+    """Ovi's audio patch embedding (no patchify): Conv1d k7 (C -> D), SiLU, gated ConvMLP k7."""
+
+    def __init__(self, channels: int, cfg: TwinDiTConfig) -> None:
+        super().__init__(
+            _ChannelLastConv1d(channels, cfg.dim, 7, padding=3),
+            nn.SiLU(),
+            _GatedConvMLP(cfg.dim, cfg.audio_embed_hidden),
+        )
 
 
 def _heads(x: Tensor, heads: int) -> Tensor:
@@ -69,6 +115,7 @@ class CrossModalAttention(SelfAttention):
     def __init__(self, cfg: TwinDiTConfig) -> None:
         super().__init__(cfg)
         self.k_fusion, self.v_fusion = nn.Linear(cfg.dim, cfg.dim), nn.Linear(cfg.dim, cfg.dim)
+        self.pre_attn_norm_fusion = nn.LayerNorm(cfg.dim, eps=cfg.eps)
         self.norm_k_fusion = nn.RMSNorm(cfg.dim, eps=cfg.eps) if cfg.qk_norm else nn.Identity()
 
     def forward(
@@ -83,7 +130,8 @@ class CrossModalAttention(SelfAttention):
         q = _heads(self.norm_q(self.q(x)), self.heads)  # (B, H, L, Dh)
         k_t = _heads(self.norm_k(self.k(text)), self.heads)  # (B, H, Lt, Dh)
         mask = None if text_mask is None else text_mask[:, None, None, :]  # (B, 1, 1, Lt)
-        out = attention(q, k_t, _heads(self.v(text), self.heads), mask=mask)
+        out = attention(q, k_t, _heads(self.v(text), self.heads), mask=mask)  # q unrotated vs text
+        other = self.pre_attn_norm_fusion(other)
         k_f = rope_other(_heads(self.norm_k_fusion(self.k_fusion(other)), self.heads))  # (B, H, Lo, Dh)
         out = out + attention(rope_self(q), k_f, _heads(self.v_fusion(other), self.heads))
         return self.o(rearrange(out, "b h l d -> b l (h d)"))
@@ -104,8 +152,8 @@ class DiTBlock(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 6, d) / d**0.5)
 
     def mods(self, e: Tensor) -> tuple[Tensor, ...]:
-        """e (B, 6, D) from the tower's timestep projection -> six (B, 1, D) shift/scale/gate terms."""
-        return (self.modulation + e).unsqueeze(2).unbind(1)
+        """e (B, L|1, 6, D) from the tower's timestep projection -> six (B, L|1, D) shift/scale/gate."""
+        return (self.modulation + e).unbind(2)
 
     def self_attention(self, x: Tensor, e: Tensor, rope: Rope) -> Tensor:
         shift, scale, gate = self.mods(e)[:3]
@@ -129,11 +177,11 @@ class DiTBlock(nn.Module):
 class Tower(nn.Module):
     """Patch embedding, text / timestep embeddings, ``depth`` blocks and the modulated output head."""
 
-    def __init__(self, cfg: TwinDiTConfig, in_features: int) -> None:
+    def __init__(self, cfg: TwinDiTConfig, in_features: int, *, conv_embed: bool = False) -> None:
         super().__init__()
         d = cfg.dim
         self.cfg = cfg
-        self.patch_embed = nn.Linear(in_features, d)
+        self.patch_embed = AudioConvEmbed(in_features, cfg) if conv_embed else nn.Linear(in_features, d)
         self.text_embed = nn.Sequential(
             nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d)
         )
@@ -144,13 +192,24 @@ class Tower(nn.Module):
         self.head = nn.Linear(d, in_features)
         self.head_modulation = nn.Parameter(torch.randn(1, 2, d) / d**0.5)
 
-    def embed_time(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """t (B,) -> (e0 (B, D) for the head, e (B, 6, D) for the blocks)."""
+    def embed_time(self, t: Tensor, clean: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """t (B,) -> (e0 (B, L|1, D) for the head, e (B, L|1, 6, D) for the blocks).
+
+        ``clean`` (L,) bool marks tokens whose t is 0 (clean first frame); then the result is per token.
+        """
+        if clean is not None:
+            t = torch.cat((t, torch.zeros_like(t)))  # (2B,): the noisy and the clean timestep
         e0 = self.time_embed(timestep_features(t, self.cfg.freq_dim).to(self.head.weight.dtype))
-        return e0, self.time_proj(e0).unflatten(-1, (6, self.cfg.dim))
+        e = self.time_proj(e0).unflatten(-1, (6, self.cfg.dim))  # (B|2B, 6, D)
+        e0, e = e0.unsqueeze(1), e.unsqueeze(1)  # (B|2B, 1, D), (B|2B, 1, 6, D)
+        if clean is None:
+            return e0, e
+        (e0_t, e0_0), (e_t, e_0) = e0.chunk(2), e.chunk(2)
+        keep = clean.view(1, -1, 1)  # (1, L, 1)
+        return torch.where(keep, e0_0, e0_t), torch.where(keep.unsqueeze(-1), e_0, e_t)
 
     def output(self, x: Tensor, e0: Tensor) -> Tensor:
-        shift, scale = (self.head_modulation + e0.unsqueeze(1)).unsqueeze(2).unbind(1)  # (B, 1, D) each
+        shift, scale = (self.head_modulation + e0.unsqueeze(2)).unbind(2)  # (B, L|1, D) each
         return self.head(self.head_norm(x) * (1 + scale) + shift)
 
 
@@ -175,7 +234,7 @@ class TwinDiT(nn.Module):
         super().__init__()
         self.cfg = self.config = cfg
         self.video = Tower(cfg, cfg.video_channels * math.prod(cfg.video_patch))
-        self.audio = Tower(cfg, cfg.audio_channels)
+        self.audio = Tower(cfg, cfg.audio_channels, conv_embed=cfg.audio_embed == "conv")
 
     def audio_rope_scale(self, video: Tensor, audio: Tensor, spec: LatentSpec | None) -> float:
         """Scale in units of *patchified* video frames per audio token (config > spec > shape ratio)."""
@@ -219,6 +278,27 @@ class TwinDiT(nn.Module):
             r=pw,
         )
 
+    def context(self, tower: Tower, text: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Embed text (B, Lt, Dt) -> ((B, Lt | text_len, D), key mask or None).
+
+        With ``cfg.text_len`` (Ovi) the valid rows (``mask``) are kept, the rest zeroed and the whole is
+        zero-padded to ``text_len`` rows, attended without a mask.
+        """
+        n = self.cfg.text_len
+        if n is None:
+            return tower.text_embed(text), mask
+        if mask is not None:
+            text = text * mask.unsqueeze(-1).to(text.dtype)
+        if text.shape[1] > n:
+            if mask is not None and bool(mask[:, n:].any()):
+                raise ValueError(
+                    f"TwinDiT: a prompt has {int(mask.sum(1).max())} text tokens, more than text_len={n}; "
+                    "truncate the prompt (the umT5 tokenizer truncates at 512)"
+                )
+            text = text[:, :n]
+        text = nn.functional.pad(text, (0, 0, 0, n - text.shape[1]))  # (B, text_len, Dt)
+        return tower.text_embed(text), None
+
     def forward(
         self,
         video: Tensor,
@@ -231,10 +311,14 @@ class TwinDiT(nn.Module):
         text_mask: Tensor | None = None,
         text_mask_audio: Tensor | None = None,
         spec: LatentSpec | None = None,
+        first_frame_clean: bool = False,
+        skip_block: int | None = None,
     ) -> TwinOutput:
         """video (B, T', H', W', Cv), audio (B, La, Ca), t_* (B,) in [0, 1], text (B, Lt, Dt).
 
         ``text`` conditions both towers unless ``text_audio`` is given (per-modality negative prompts).
+        ``first_frame_clean``: video latent frame 0 is a given image (its tokens get t = 0).
+        ``skip_block``: index of the fusion block skipped in both towers (skip-layer guidance).
         """
         if audio.ndim != 3 or audio.shape[-1] != self.cfg.audio_channels:
             raise ValueError(
@@ -242,18 +326,24 @@ class TwinDiT(nn.Module):
             )
         v, grid = self.patchify(video)  # (B, Lv, Cv·p)
         v, a = self.video.patch_embed(v), self.audio.patch_embed(audio)  # (B, Lv, D), (B, La, D)
-        ctx_v = self.video.text_embed(text)  # (B, Lt, D)
-        ctx_a = self.audio.text_embed(text if text_audio is None else text_audio)
-        mask_a = text_mask if text_audio is None else text_mask_audio
-        e0_v, e_v = self.video.embed_time(t_video)
+        ctx_v, mask_v = self.context(self.video, text, text_mask)  # (B, Lt, D)
+        ctx_a, mask_a = self.context(
+            self.audio, *((text, text_mask) if text_audio is None else (text_audio, text_mask_audio))
+        )
+        clean = None
+        if first_frame_clean:
+            clean = torch.arange(v.shape[1], device=v.device) < grid[1] * grid[2]  # (Lv,) frame-0 tokens
+        e0_v, e_v = self.video.embed_time(t_video, clean)
         e0_a, e_a = self.audio.embed_time(t_audio)
         rope_v, rope_a = self.ropes(grid, a.shape[1], self.audio_rope_scale(video, audio, spec), v.device)
-        for vb, ab in zip(self.video.blocks, self.audio.blocks, strict=True):
+        for i, (vb, ab) in enumerate(zip(self.video.blocks, self.audio.blocks, strict=True)):
+            if i == skip_block:
+                continue
             a = ab.self_attention(a, e_a, rope_a)
             v = vb.self_attention(v, e_v, rope_v)
             a_before = a  # video fuses with audio from before audio's cross-attention (Ovi order)
             a = ab.cross_and_ffn(a, e_a, ctx_a, mask_a, v, rope_a, rope_v)
-            v = vb.cross_and_ffn(v, e_v, ctx_v, text_mask, a_before, rope_v, rope_a)
+            v = vb.cross_and_ffn(v, e_v, ctx_v, mask_v, a_before, rope_v, rope_a)
         out_v = self.unpatchify(self.video.output(v, e0_v), grid)
         return TwinOutput(video=out_v, audio=self.audio.output(a, e0_a))
 

@@ -31,7 +31,7 @@ from avtok.generator.ar_train import ARTrainConfig, ar_loss, ar_step, token_data
 from avtok.generator.config import PRESETS, LatentSpec, TwinDiTConfig, build_config, count_parameters_formula
 from avtok.generator.flow import TASKS, FlowBatch, FlowLoss, FlowMatchingConfig, flow_matching_loss
 from avtok.generator.sampling import SamplerConfig, SampleResult, TextCondition, guided_velocity, sample
-from avtok.generator.solvers import euler, shift_sigmas, sigma_grid, unipc
+from avtok.generator.solvers import Schedule, UniPC, euler, ovi_schedule, shift_sigmas, sigma_grid, unipc
 from avtok.generator.twin_dit import TwinDiT, TwinOutput
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "ARTrainConfig",
     "ARTransformer",
     "PRESETS",
+    "Schedule",
+    "UniPC",
     "TASKS",
     "FlowBatch",
     "FlowLoss",
@@ -77,6 +79,7 @@ __all__ = [
     "euler",
     "flow_matching_loss",
     "guided_velocity",
+    "ovi_schedule",
     "sample",
     "shift_sigmas",
     "sigma_grid",

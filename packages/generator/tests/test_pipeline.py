@@ -65,7 +65,7 @@ def test_cli_samples_playable_mp4_with_sound(saved, tmp_path):
 
 def test_cli_info_prints_parameter_counts():
     res = CliRunner().invoke(app, ["info", "--preset", "ovi-11b"])
-    assert res.exit_code == 0 and "11,131,533,524" in res.output
+    assert res.exit_code == 0 and "11,660,753,108" in res.output  # the official FusionModel
 
 
 @pytest.mark.gpu

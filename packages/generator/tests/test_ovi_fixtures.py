@@ -18,8 +18,8 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from avtok.generator.ovi.convert import convert_ovi
-from avtok.generator.solvers import UniPC, ovi_schedule
-from avtok.tokenizer.pretrained import from_pretrained
+from avtok.generator.ovi.solvers import UniPC, ovi_schedule
+from avtok.train.pretrained import from_pretrained
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = Path(os.environ.get("AVTOK_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "ovi"

@@ -5,7 +5,7 @@ Ovi ships its 11B ``FusionModel`` as one state dict (``ckpts/Ovi/model.safetenso
 ``video_model.*`` / ``audio_model.*`` (two Wan towers). The tower sizes come from the weights; the head
 count, ``text_len`` and the audio RoPE factor are not stored in them and come from the official
 ``video.json`` / ``audio.json`` when they sit next to the checkpoint (else Wan's head dim 128, 512 and
-0.19676). The result is :class:`avtok.generator.twin_dit.TwinDiT` with the official behaviour: unmasked
+0.19676). The result is :class:`avtok.generator.ovi.twin_dit.TwinDiT` with the official behaviour: unmasked
 512-row text, convolutional audio embedding, fixed audio RoPE factor. Every official key must be used and
 every avtok key filled; anything else is an error naming the keys.
 """
@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from avtok.generator.config import OVI_ROPE_SCALE, TwinDiTConfig
-from avtok.generator.twin_dit import TwinDiT
-from avtok.tokenizer.__about__ import __version__
-from avtok.tokenizer.pretrained import CONFIG_NAME, WEIGHTS_NAME, config_to_dict
+from avtok.generator.__about__ import __version__
+from avtok.generator.ovi.config import OVI_ROPE_SCALE, TwinDiTConfig
+from avtok.generator.ovi.twin_dit import TwinDiT
+from avtok.train.pretrained import CONFIG_NAME, WEIGHTS_NAME, config_to_dict
 
 __all__ = ["OVI_CHECKPOINTS", "convert_ovi", "find_checkpoint", "ovi_config", "ovi_to_avtok", "read_state_dict"]
 
@@ -191,7 +191,7 @@ def convert_ovi(src: str | Path, out: str | Path, *, dtype: torch.dtype | None =
     weights = ovi_to_avtok(state, cfg, dtype)
     dest = Path(out)
     dest.mkdir(parents=True, exist_ok=True)
-    meta = {"kind": TwinDiT.kind, "avtok_tokenizer_version": __version__, "config": config_to_dict(cfg),
+    meta = {"kind": TwinDiT.kind, "package": "avtok-generator", "version": __version__, "config": config_to_dict(cfg),
             "source": {"format": "ovi", "checkpoint": ckpt.name}}
     (dest / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     save_file({k: v.contiguous() for k, v in weights.items()}, str(dest / WEIGHTS_NAME),

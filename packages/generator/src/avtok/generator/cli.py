@@ -1,5 +1,6 @@
-"""``avtok-generator train | sample | info | train-ar | sample-ar``: train the twin DiT or the AR generator
-over AVTok tokens on clips, sample playable mp4s with sound."""
+"""``avtok-generator train | sample | info | convert | train-ar | sample-ar``: train or fine-tune the twin DiT
+(fully or with LoRA), convert the released Ovi checkpoint, train the AR generator over AVTok tokens, sample
+playable mp4s with sound."""
 
 from __future__ import annotations
 
@@ -73,6 +74,37 @@ def _write_samples(clips: list, output: Path) -> None:
         )
 
 
+def _initial_model(init: Path | None, preset: str, text_dim: int, channels: dict[str, int],
+                   overrides: dict) -> TwinDiT:
+    """A fresh preset model, or (``--init``) a converted / trained one whose latent channels must match."""
+    if init is None:
+        return TwinDiT(build_config(preset, text_dim=text_dim, **channels, **overrides))
+    from avtok.train.pretrained import from_pretrained
+
+    model = from_pretrained(init)
+    if not isinstance(model, TwinDiT):
+        raise typer.BadParameter(f"--init {init}: a {type(model).__name__}, not a twin DiT; give a folder "
+                                 "written by `avtok-generator convert --from ovi` or `train`")
+    got = {"video_channels": model.cfg.video_channels, "audio_channels": model.cfg.audio_channels,
+           "text_dim": model.cfg.text_dim}
+    want = {**channels, "text_dim": text_dim}
+    if got != want:
+        raise typer.BadParameter(f"--init {init}: the model takes {got} but the latent codec / text encoder give "
+                                 f"{want}; use the codec and text encoder the model was trained with")
+    return model
+
+
+def _trainable(model: TwinDiT, freeze_mode: str, lora_rank: int, lora_alpha: float, lora_targets: str,
+               lora_towers: str):
+    if lora_rank <= 0:
+        return freeze(model, freeze_mode)
+    from avtok.generator.ovi.lora import LoraSettings, add_lora
+
+    settings = LoraSettings(rank=lora_rank, alpha=lora_alpha, targets=lora_targets.split(","),
+                            towers=lora_towers.split(","))
+    return add_lora(model, settings)
+
+
 def _train_config(*, lr: float, steps: int, output: Path, seed: int):
     """The CLI's runtime settings for both generators: ``short_run_config`` with ~20 log lines."""
     return short_run_config(lr=lr, steps=steps, checkpoint_dir=output / "checkpoints",
@@ -120,10 +152,18 @@ def train(
         typer.Option(help="Visual tokenizer trained with --mel-images (its run or final/ dir; a preset name "
                      "gives random weights): latents come from it. Without it: PooledAVLatents."),
     ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Fine-tune this model folder (convert --from ovi, or a train output).")
+    ] = None,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (0 = full fine-tuning).")] = 0,
+    lora_alpha: float = 16.0,
+    lora_targets: Annotated[str, typer.Option(help="Comma list of self,cross,fusion,ffn.")] = "self,cross,fusion",
+    lora_towers: Annotated[str, typer.Option(help="Towers that get adapters: video,audio.")] = "video,audio",
+    loss_on: Annotated[str, typer.Option(help="both | video | audio (loss masking).")] = "both",
     mlflow: bool = False,
     seed: int = 0,
 ) -> None:
-    """Train on windows of real clips through the shared avtok Trainer; save a pipeline directory."""
+    """Train (or fine-tune with --init, fully or with LoRA) on windows of real clips; save a pipeline."""
     from avtok.eval.tracking import MlflowTracker, NullTracker
 
     codec = _codec(tokenizer, seconds)
@@ -136,22 +176,29 @@ def train(
     overrides = {"audio_rope_scale": audio_rope_scale} if audio_rope_scale > 0 else {}
     torch.manual_seed(seed)
     channels = {"video_channels": codec.spec.video_channels, "audio_channels": codec.spec.audio_channels}
-    model = freeze(TwinDiT(build_config(preset, text_dim=encoder.dim, **channels, **overrides)), freeze_mode)
+    base = _initial_model(init, preset, encoder.dim, channels, overrides)
+    model = _trainable(base, freeze_mode, lora_rank, lora_alpha, lora_targets, lora_towers)
     null = EmbeddingCache(output / "text_cache", encoder).get([""])
     null.embeddings = torch.nn.functional.pad(
         null.embeddings, (0, 0, 0, text.embeddings.shape[1] - null.mask.shape[1])
     )
     null.mask = torch.nn.functional.pad(null.mask, (0, text.mask.shape[1] - null.mask.shape[1]))
-    fm = FlowMatchingConfig(independent_t=independent_t, task_probs=[float(x) for x in task_probs.split(",")])
+    fm = FlowMatchingConfig(independent_t=independent_t, task_probs=[float(x) for x in task_probs.split(",")],
+                            loss_on=loss_on)
     cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed)
     tracker = MlflowTracker(experiment="avtok-generator") if mlflow else NullTracker()
-    scale = model.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
+    scale = base.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
     typer.echo(f"{len(data)} windows, {trainable_count(model):,} trainable params, RoPE scale {scale:.4f}")
     summary = recipes.train_generator(
         model, data, cfg, fm=fm, spec=codec.spec, null_text=null, batch_size=batch_size, tracker=tracker,
         params={"flow": {"independent_t": independent_t, "task_probs": task_probs}},
     )
     tracker.close()
+    if lora_rank > 0:
+        from avtok.generator.ovi.lora import merge_lora
+
+        model.save_pretrained(str(output / "adapter"))  # peft adapters; load_lora(base, output / "adapter")
+        model = merge_lora(model)
     OviPipeline(model, codec, encoder).save(output)
     typer.echo(
         f"trained {summary.steps} steps; "
@@ -181,6 +228,7 @@ def sample(
     cfg_audio: float = 3.0,
     negative_video: str = "",
     negative_audio: str = "",
+    slg_layer: Annotated[int, typer.Option(help="Block skipped on the negative pass (-1 = off; Ovi: 11).")] = -1,
     seed: int = 0,
     num: int = 1,
 ) -> None:
@@ -191,7 +239,8 @@ def sample(
         if input_clip is None:
             raise typer.BadParameter(f"--task {task} needs --input clip.mp4")
         clips = [pipe.codec.read(str(input_clip), start=start)] * num
-    cfg = SamplerConfig(steps=steps, solver=solver, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio)
+    cfg = SamplerConfig(steps=steps, solver=solver, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio,
+                        slg_layer=slg_layer if slg_layer >= 0 else None)
     out = pipe.generate(
         [prompt] * num,
         task=task,
@@ -202,6 +251,29 @@ def sample(
         negative_audio=negative_audio,
     )
     _write_samples(out, output)
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="The official checkpoint file, or its folder (ckpts/ or ckpts/Ovi).")],
+    out: Annotated[Path, typer.Option("--out", help="Output model folder (config.json + model.safetensors).")],
+    fmt: Annotated[str, typer.Option("--from", help="Checkpoint family; only 'ovi'.")] = "ovi",
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | keep (the checkpoint's own).")] = "float32",
+    heads: Annotated[int, typer.Option(help="Attention heads (0: from video.json, else dim / 128).")] = 0,
+) -> None:
+    """Convert a released checkpoint into an avtok model folder (e.g. the Ovi 11B fusion model)."""
+    from avtok.generator.ovi.convert import convert_ovi
+
+    if fmt != "ovi":
+        raise typer.BadParameter(f"--from {fmt}: only 'ovi' checkpoints are known")
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "keep": None}
+    if dtype not in dtypes:
+        raise typer.BadParameter(f"--dtype {dtype}: choose one of {sorted(dtypes)}")
+    try:
+        dest = convert_ovi(source, out, dtype=dtypes[dtype], heads=heads or None)
+    except (ValueError, FileNotFoundError) as err:
+        raise typer.BadParameter(str(err)) from err
+    typer.echo(f"wrote {dest}")
 
 
 # --- autoregressive generator over AVTok tokens (issue 9) -------------------------------------------

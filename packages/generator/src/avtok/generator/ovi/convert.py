@@ -25,7 +25,7 @@ from avtok.generator.ovi.config import OVI_ROPE_SCALE, TwinDiTConfig
 from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.train.pretrained import CONFIG_NAME, WEIGHTS_NAME, config_to_dict
 
-__all__ = ["OVI_CHECKPOINTS", "convert_ovi", "find_checkpoint", "ovi_config", "ovi_to_avtok", "read_state_dict"]
+__all__ = ["OVI_CHECKPOINTS", "avtok_to_ovi", "convert_ovi", "find_checkpoint", "ovi_config", "ovi_to_avtok", "read_state_dict"]
 
 OVI_CHECKPOINTS = (
     "model.safetensors",
@@ -46,6 +46,17 @@ RENAMES = (
     (re.compile(r"^text_embedding\."), "text_embed."),
     (re.compile(r"^time_embedding\."), "time_embed."),
     (re.compile(r"^time_projection\."), "time_proj."),
+)
+INVERSE = (  # avtok -> official, for exporting fine-tuned weights back to the Ovi layout
+    (re.compile(r"^blocks\.(\d+)\.ffn\.fc1\."), r"blocks.\1.ffn.0."),
+    (re.compile(r"^blocks\.(\d+)\.ffn\.fc2\."), r"blocks.\1.ffn.2."),
+    (re.compile(r"^blocks\.(\d+)\.modulation$"), r"blocks.\1.modulation.modulation"),
+    (re.compile(r"^head_modulation$"), "head.modulation"),
+    (re.compile(r"^head\.(weight|bias)$"), r"head.head.\1"),
+    (re.compile(r"^patch_embed\."), "patch_embedding."),
+    (re.compile(r"^text_embed\."), "text_embedding."),
+    (re.compile(r"^time_embed\."), "time_embedding."),
+    (re.compile(r"^time_proj\."), "time_projection."),
 )
 
 
@@ -145,14 +156,28 @@ def ovi_config(state: dict[str, Tensor], *, video_json: dict | None = None,
     )
 
 
-def _rename(key: str) -> str:
-    for prefix, ours in TOWERS.items():
+def _rename(key: str, towers: dict[str, str] = TOWERS, rules: tuple = RENAMES) -> str:
+    for prefix, ours in towers.items():
         if key.startswith(prefix):
             rest = key[len(prefix):]
-            for pattern, repl in RENAMES:
+            for pattern, repl in rules:
                 rest = pattern.sub(repl, rest)
             return ours + rest
     return key
+
+
+def avtok_to_ovi(state: dict[str, Tensor], cfg: TwinDiTConfig) -> dict[str, Tensor]:
+    """TwinDiT state dict (``audio_embed="conv"``) -> the official fusion layout (inverse of ovi_to_avtok)."""
+    if cfg.audio_embed != "conv":
+        raise ValueError("avtok_to_ovi: the model has a linear audio embedding; only audio_embed='conv' "
+                         "models have the Ovi layout")
+    back = {v: k for k, v in TOWERS.items()}
+    out = {}
+    for key, value in state.items():
+        if key == "video.patch_embed.weight":  # Linear over (p q r c) -> Conv3d (D, C, p, q, r)
+            value = value.reshape(value.shape[0], *cfg.video_patch, cfg.video_channels).permute(0, 4, 1, 2, 3)
+        out[_rename(key, back, INVERSE)] = value.contiguous()
+    return out
 
 
 def ovi_to_avtok(state: dict[str, Tensor], cfg: TwinDiTConfig, dtype: torch.dtype | None = None

@@ -3,7 +3,8 @@
 Convention (Wan / Ovi): ``x_t = (1 - t)·x0 + t·noise``, t = 1 is pure noise, the model predicts the
 velocity ``noise − x0`` and sampling integrates dx/dt from t = 1 down to 0. Loss
 ``λv·L^v + λa·L^a`` with λv 0.85, λa 0.15 (Ovi §4.2.2). ``t`` is shared by both modalities by default;
-``independent_t`` draws one per modality. Tasks: ``t2av`` noises both; ``a2v`` keeps audio at its clean
+``independent_t`` draws one per modality. ``loss_on`` masks the loss to one modality ("video" / "audio",
+e.g. new speaker identities from audio only) or keeps both; both towers still run and condition each other. Tasks: ``t2av`` noises both; ``a2v`` keeps audio at its clean
 value (t_audio = 0) and scores only video; ``v2a`` the reverse — one model serves all three.
 """
 
@@ -17,9 +18,10 @@ from torch import Tensor, nn
 
 from avtok.generator.ovi.config import LatentSpec
 
-__all__ = ["TASKS", "FlowBatch", "FlowLoss", "FlowMatchingConfig", "flow_matching_loss", "interpolate"]
+__all__ = ["LOSS_ON", "TASKS", "FlowBatch", "FlowLoss", "FlowMatchingConfig", "flow_matching_loss", "interpolate"]
 
 TASKS = ("t2av", "a2v", "v2a")
+LOSS_ON = ("both", "video", "audio")
 
 
 @dataclass(kw_only=True)
@@ -30,8 +32,11 @@ class FlowMatchingConfig:
     # probabilities of t2av / a2v / v2a per sample during training (Ovi trains t2av only)
     task_probs: Sequence[float] = field(default_factory=lambda: (1.0, 0.0, 0.0))
     text_dropout: float = 0.1  # replace the text with the null embedding, for classifier-free guidance
+    loss_on: str = "both"  # see LOSS_ON
 
     def __post_init__(self) -> None:
+        if self.loss_on not in LOSS_ON:
+            raise ValueError(f"FlowMatchingConfig.loss_on={self.loss_on!r}: choose one of {LOSS_ON}")
         p = torch.tensor([float(x) for x in self.task_probs])
         if p.numel() != len(TASKS) or bool((p < 0).any()) or abs(float(p.sum()) - 1.0) > 1e-6:
             raise ValueError(
@@ -123,4 +128,6 @@ def flow_matching_loss(
     )
     loss_v = _mse(out.video, n_v - batch.video, (task != 2).float())
     loss_a = _mse(out.audio, n_a - batch.audio, (task != 1).float())
-    return FlowLoss(loss=cfg.lambda_video * loss_v + cfg.lambda_audio * loss_a, video=loss_v, audio=loss_a)
+    weights = {"both": (cfg.lambda_video, cfg.lambda_audio), "video": (1.0, 0.0), "audio": (0.0, 1.0)}
+    w_v, w_a = weights[cfg.loss_on]
+    return FlowLoss(loss=w_v * loss_v + w_a * loss_a, video=loss_v, audio=loss_a)

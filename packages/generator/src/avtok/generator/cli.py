@@ -216,7 +216,7 @@ def sample(
         Path, typer.Option("-o", "--output", help="Output .mp4 (one per seed: _1, _2, … suffixes).")
     ],
     model: Annotated[Path, typer.Option(help="Pipeline directory written by `train`.")],
-    task: Annotated[str, typer.Option(help="t2av | a2v | v2a")] = "t2av",
+    task: Annotated[str, typer.Option(help="t2av | i2v | a2v | v2a")] = "t2av",
     input_clip: Annotated[
         Path | None, typer.Option("--input", help="Conditioning clip for a2v / v2a.")
     ] = None,
@@ -235,9 +235,9 @@ def sample(
     """Sample clip(s) and write playable mp4s with sound."""
     pipe = OviPipeline.load(model)
     clips = None
-    if task in ("a2v", "v2a"):
+    if task in ("a2v", "v2a", "i2v"):
         if input_clip is None:
-            raise typer.BadParameter(f"--task {task} needs --input clip.mp4")
+            raise typer.BadParameter(f"--task {task} needs --input clip.mp4 (i2v: its first frame)")
         clips = [pipe.codec.read(str(input_clip), start=start)] * num
     cfg = SamplerConfig(steps=steps, solver=solver, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio,
                         slg_layer=slg_layer if slg_layer >= 0 else None)

@@ -72,15 +72,19 @@ class OviPipeline:
         negative_video: str = "",
         negative_audio: str = "",
     ) -> list[AVClip]:
-        """One decoded clip per prompt; a2v / v2a take the conditioning ``clips`` (one per prompt)."""
+        """One decoded clip per prompt; a2v / v2a / i2v take the conditioning ``clips`` (one per prompt; i2v
+        keeps the first latent frame of each)."""
         text = self.conditions(prompts, negative_video=negative_video, negative_audio=negative_audio)
         given: dict[str, torch.Tensor] = {}
-        if task in ("a2v", "v2a"):
+        if task in ("a2v", "v2a", "i2v"):
             if not clips or len(clips) != len(prompts):
                 raise ValueError(f"generate: task {task} needs one input clip per prompt (--input clip.mp4)")
             lat = [self.codec.encode(c) for c in clips]
-            key, idx = ("audio", 1) if task == "a2v" else ("video", 0)
-            given[key] = torch.stack([x[idx] for x in lat])
+            if task == "i2v":  # the first latent frame of the input window is the given image
+                given["image"] = torch.stack([x[0][:1] for x in lat])
+            else:
+                key, idx = ("audio", 1) if task == "a2v" else ("video", 0)
+                given[key] = torch.stack([x[idx] for x in lat])
         res: SampleResult = sample(
             self.model, self.codec.spec, text, task=task, cfg=cfg, seeds=seeds, **given
         )

@@ -105,10 +105,34 @@ def _trainable(model: TwinDiT, freeze_mode: str, lora_rank: int, lora_alpha: flo
     return add_lora(model, settings)
 
 
-def _train_config(*, lr: float, steps: int, output: Path, seed: int):
-    """The CLI's runtime settings for both generators: ``short_run_config`` with ~20 log lines."""
-    return short_run_config(lr=lr, steps=steps, checkpoint_dir=output / "checkpoints",
-                            warmup_steps=min(50, steps // 10), log_every=max(1, steps // 20), seed=seed)
+def _train_config(*, lr: float, steps: int, output: Path, seed: int, strategy: str = "auto"):
+    """The CLI's runtime settings for both generators: ``short_run_config`` with ~20 log lines; under
+    torchrun ``strategy`` (auto = DDP, or fsdp2) and the process group from torchrun's environment."""
+    from dataclasses import replace
+
+    from avtok.train import init_distributed
+
+    init_distributed()
+    cfg = short_run_config(lr=lr, steps=steps, checkpoint_dir=output / "checkpoints",
+                           warmup_steps=min(50, steps // 10), log_every=max(1, steps // 20), seed=seed)
+    return replace(cfg, strategy=strategy)
+
+
+def _is_main() -> bool:
+    from avtok.train.distributed import is_main
+
+    return is_main()
+
+
+def _full_model(model, cls: type, config):
+    """The trained model with full tensors (FSDP2 shards parameters in place; gathering is collective)."""
+    from avtok.train.state_dicts import full_model_state, is_fsdp2
+
+    if not is_fsdp2(model):
+        return model
+    fresh = cls(config)
+    fresh.load_state_dict(full_model_state(model), strict=True)
+    return fresh
 
 
 @app.command()
@@ -160,6 +184,10 @@ def train(
     lora_targets: Annotated[str, typer.Option(help="Comma list of self,cross,fusion,ffn.")] = "self,cross,fusion",
     lora_towers: Annotated[str, typer.Option(help="Towers that get adapters: video,audio.")] = "video,audio",
     loss_on: Annotated[str, typer.Option(help="both | video | audio (loss masking).")] = "both",
+    strategy: Annotated[str, typer.Option(help="Under torchrun: auto (DDP) | ddp | fsdp2 | none.")] = "auto",
+    activation_checkpointing: Annotated[
+        bool, typer.Option(help="Recompute each fusion block in backward (less memory).")
+    ] = False,
     mlflow: bool = False,
     seed: int = 0,
 ) -> None:
@@ -177,6 +205,9 @@ def train(
     torch.manual_seed(seed)
     channels = {"video_channels": codec.spec.video_channels, "audio_channels": codec.spec.audio_channels}
     base = _initial_model(init, preset, encoder.dim, channels, overrides)
+    if lora_rank > 0 and strategy == "fsdp2":
+        raise typer.BadParameter("--lora-rank with --strategy fsdp2: adapters are small, use --strategy ddp")
+    base.activation_checkpointing = activation_checkpointing
     model = _trainable(base, freeze_mode, lora_rank, lora_alpha, lora_targets, lora_towers)
     null = EmbeddingCache(output / "text_cache", encoder).get([""])
     null.embeddings = torch.nn.functional.pad(
@@ -185,8 +216,8 @@ def train(
     null.mask = torch.nn.functional.pad(null.mask, (0, text.mask.shape[1] - null.mask.shape[1]))
     fm = FlowMatchingConfig(independent_t=independent_t, task_probs=[float(x) for x in task_probs.split(",")],
                             loss_on=loss_on)
-    cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed)
-    tracker = MlflowTracker(experiment="avtok-generator") if mlflow else NullTracker()
+    cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed, strategy=strategy)
+    tracker = MlflowTracker(experiment="avtok-generator") if mlflow and _is_main() else NullTracker()
     scale = base.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
     typer.echo(f"{len(data)} windows, {trainable_count(model):,} trainable params, RoPE scale {scale:.4f}")
     summary = recipes.train_generator(
@@ -194,6 +225,9 @@ def train(
         params={"flow": {"independent_t": independent_t, "task_probs": task_probs}},
     )
     tracker.close()
+    model = _full_model(model, TwinDiT, base.cfg)  # collective under FSDP2: every rank gathers
+    if not _is_main():
+        return  # rank 0 writes the pipeline
     if lora_rank > 0:
         from avtok.generator.ovi.lora import merge_lora
 
@@ -308,6 +342,7 @@ def train_ar(
     batch_size: int = 16,
     task_probs: Annotated[str, typer.Option(help="joint,a2v,v2a training probabilities.")] = "1,1,1",
     cond_dropout: Annotated[float, typer.Option(help="Condition dropout (for CFG).")] = 0.1,
+    strategy: Annotated[str, typer.Option(help="Under torchrun: auto (DDP) | ddp | fsdp2 | none.")] = "auto",
     mlflow: bool = False,
     seed: int = 0,
 ) -> None:
@@ -338,8 +373,8 @@ def train_ar(
     torch.manual_seed(seed)
     model = ARTransformer(cfg)
     probs = tuple(float(x) for x in task_probs.split(","))
-    train_cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed)
-    tracker = MlflowTracker(experiment="avtok-generator-ar") if mlflow else NullTracker()
+    train_cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed, strategy=strategy)
+    tracker = MlflowTracker(experiment="avtok-generator-ar") if mlflow and _is_main() else NullTracker()
     typer.echo(f"{len(indices)} windows → tokens {tuple(indices.shape)}, {model.num_params():,} params")
     summary = recipes.train_ar(
         model, token_dataset(indices, labels), train_cfg,
@@ -347,6 +382,9 @@ def train_ar(
         params={"ar": cfg.to_dict(), "tokenizer": tokenizer, "task_probs": task_probs},
     )
     tracker.close()
+    model = _full_model(model, ARTransformer, cfg)  # collective under FSDP2
+    if not _is_main():
+        return
     ARPipeline(model, tok).save(output)
     typer.echo(
         f"trained {summary.steps} steps; final loss "

@@ -2,10 +2,14 @@
 ``train_ar`` (AR transformer, next-token loss), as ``avtok.tokenizer.runner.train_tokenizer`` is for the
 tokenizers. The CLIs, the main job, the evidence tools and the tests call these; they hand over a model,
 its items and a :class:`~avtok.train.TrainConfig` and get the runtime's :class:`~avtok.train.TrainSummary`.
+Under ``torchrun`` (``init_distributed`` first) the global batch is split over the ranks and
+``TrainConfig.strategy`` picks DDP or FSDP2 (the twin DiT's blocks are the FSDP2 units); checkpoints and
+reports come from rank 0 (the runtime's rule).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +21,10 @@ from avtok.generator.ovi.config import LatentSpec
 from avtok.generator.ovi.flow import FlowMatchingConfig
 from avtok.generator.ovi.recipe import flow_step
 from avtok.generator.ovi.text import TextEmbeddings
+from avtok.generator.ovi.twin_dit import DiTBlock
 from avtok.train import ResumableLoader, TrainConfig, Trainer, TrainSummary
+from avtok.train.distributed import dist_info
+from avtok.train.transformer import Block
 
 __all__ = ["train_ar", "train_generator"]
 
@@ -32,10 +39,15 @@ def _on_device(step: StepFn, device: str | None) -> StepFn:
 
 
 def _fit(model: nn.Module, step: StepFn, items: Sequence[dict], cfg: TrainConfig, *, batch_size: int,
-         tracker: Tracker | None, params: dict[str, Any] | None, resume: bool, device: str | None) -> TrainSummary:
-    loader = ResumableLoader(list(items), batch_size=min(batch_size, len(items)), seed=cfg.seed)
+         tracker: Tracker | None, params: dict[str, Any] | None, resume: bool, device: str | None,
+         shard_modules: tuple[type, ...] = ()) -> TrainSummary:
+    """Under torchrun the global ``batch_size`` is split over the ranks (each rank a disjoint share)."""
+    info = dist_info()
+    per_rank = max(1, math.ceil(min(batch_size, len(items)) / info.world_size))
+    loader = ResumableLoader(list(items), batch_size=per_rank, rank=info.rank, world_size=info.world_size,
+                             seed=cfg.seed)
     trainer = Trainer(model, _on_device(step, device), loader, cfg, tracker=tracker or NullTracker(),
-                      params=params or {})
+                      params=params or {}, shard_modules=shard_modules)
     return trainer.fit(resume=resume)
 
 
@@ -58,7 +70,8 @@ def train_generator(
     step = flow_step(fm, spec=spec, null_text=null_text)
     cfg_params = {"generator": model.cfg.to_dict()} if hasattr(model, "cfg") else {}
     return _fit(model, step, items, cfg, batch_size=batch_size, tracker=tracker,
-                params={**cfg_params, **(params or {})}, resume=resume, device=device)
+                params={**cfg_params, **(params or {})}, resume=resume, device=device,
+                shard_modules=(DiTBlock,))  # FSDP2 shards the DiT blocks of both towers
 
 
 def train_ar(
@@ -75,4 +88,4 @@ def train_ar(
 ) -> TrainSummary:
     """Train the AR generator on ``items`` (``token_dataset`` dicts) with its next-token loss."""
     return _fit(model, ar_step(ar or ARTrainConfig()), items, cfg, batch_size=batch_size, tracker=tracker,
-                params=params, resume=resume, device=device)
+                params=params, resume=resume, device=device, shard_modules=(Block,))

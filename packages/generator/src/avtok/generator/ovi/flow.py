@@ -85,6 +85,18 @@ def _timesteps(
     return t_v, t_a, task
 
 
+def _one(batch: FlowBatch, i: int) -> FlowBatch:
+    return FlowBatch(video=batch.video[i : i + 1], audio=batch.audio[i : i + 1], text=batch.text[i : i + 1])
+
+
+def _draws(batch: FlowBatch, cfg: FlowMatchingConfig, gen: torch.Generator | None, dev: torch.device):
+    """t_v, t_a, task (B,), noise like video / audio, and the text-dropout uniform (B,)."""
+    t_v, t_a, task = _timesteps(batch.video.shape[0], cfg, gen, dev)
+    n_v = torch.randn(batch.video.shape, generator=gen, device=dev, dtype=batch.video.dtype)
+    n_a = torch.randn(batch.audio.shape, generator=gen, device=dev, dtype=batch.audio.dtype)
+    return t_v, t_a, task, n_v, n_a, torch.rand(batch.video.shape[0], generator=gen, device=dev)
+
+
 def _mse(pred: Tensor, target: Tensor, keep: Tensor) -> Tensor:
     per = (pred.float() - target.float()).pow(2).flatten(1).mean(1)  # (B,)
     return (per * keep).sum() / keep.sum().clamp_min(1.0)
@@ -99,20 +111,25 @@ def flow_matching_loss(
     null_mask: Tensor | None = None,
     generator: torch.Generator | None = None,
     spec: LatentSpec | None = None,
+    sample_seeds: Tensor | None = None,
 ) -> FlowLoss:
     """Weighted per-modality velocity MSE; a modality held clean (a2v / v2a) is not scored.
 
     ``null_text`` (1, Lt, Dt) with ``null_mask`` (1, Lt) replaces a sample's text with probability
-    ``cfg.text_dropout`` (e.g. the padded embedding of the negative / empty prompt).
+    ``cfg.text_dropout`` (e.g. the padded embedding of the negative / empty prompt). ``sample_seeds`` (B,)
+    seeds each sample's t, task, noise and dropout draw (multi-rank runs equal one process).
     """
     cfg = cfg or FlowMatchingConfig()
     b, dev = batch.video.shape[0], batch.video.device
-    t_v, t_a, task = _timesteps(b, cfg, generator, dev)
-    n_v = torch.randn(batch.video.shape, generator=generator, device=dev, dtype=batch.video.dtype)
-    n_a = torch.randn(batch.audio.shape, generator=generator, device=dev, dtype=batch.audio.dtype)
+    if sample_seeds is None:
+        t_v, t_a, task, n_v, n_a, u = _draws(batch, cfg, generator, dev)
+    else:  # one generator per sample: the same draws however the batch is split over ranks
+        per = [_draws(_one(batch, i), cfg, torch.Generator().manual_seed(int(s)), torch.device("cpu"))
+               for i, s in enumerate(sample_seeds.tolist())]
+        t_v, t_a, task, n_v, n_a, u = (torch.cat(x).to(dev) for x in zip(*per, strict=True))
     text, mask = batch.text, batch.text_mask
     if null_text is not None and cfg.text_dropout > 0:
-        drop = torch.rand(b, generator=generator, device=dev) < cfg.text_dropout  # (B,)
+        drop = u < cfg.text_dropout  # (B,)
         text = torch.where(drop[:, None, None], null_text.expand_as(text), text)
         if mask is not None:
             null_mask = torch.ones_like(mask[:1]) if null_mask is None else null_mask

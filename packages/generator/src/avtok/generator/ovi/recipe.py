@@ -77,7 +77,7 @@ def trainable_count(model: nn.Module) -> int:
 def latent_dataset(
     clips: Sequence[AVClip], codec: LatentCodec, text: TextEmbeddings
 ) -> list[dict[str, Tensor]]:
-    """One dict per clip: video (T', H', W', Cv), audio (La, Ca), text (Lt, Dt), text_mask (Lt,)."""
+    """One dict per clip: video (T', H', W', Cv), audio (La, Ca), text (Lt, Dt), text_mask (Lt,), seed ()."""
     if len(clips) != text.embeddings.shape[0]:
         raise ValueError(
             f"latent_dataset: {len(clips)} clips but {text.embeddings.shape[0]} text embeddings; "
@@ -86,7 +86,8 @@ def latent_dataset(
     items = []
     for i, clip in enumerate(clips):
         video, audio = codec.encode(clip)
-        items.append({"video": video, "audio": audio, "text": text.embeddings[i], "text_mask": text.mask[i]})
+        items.append({"video": video, "audio": audio, "text": text.embeddings[i], "text_mask": text.mask[i],
+                      "seed": torch.tensor(i)})
     return items
 
 
@@ -100,17 +101,22 @@ def flow_step(
 
     ``null_text``: the (1, Lt, Dt) embedding (padded to the dataset's Lt) that replaces the prompt with
     probability ``fm.text_dropout`` for classifier-free guidance — the negative / empty prompt; zeros
-    when None.
+    when None. Items with a ``"seed"`` draw their noise per sample (``latent_dataset`` numbers them), so a
+    run over N ranks trains the same weights as one process with the whole batch.
     """
     fm = fm or FlowMatchingConfig()
+    calls = [0]  # per-sample seeds move on every step: seed · 1_000_003 + step
 
     def step(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        calls[0] += 1
+        seeds = batch["seed"].long() * 1_000_003 + calls[0] if "seed" in batch else None
         text = batch["text"]
         null = torch.zeros_like(text[:1]) if null_text is None else null_text.embeddings.to(text)
         null_mask = None if null_text is None else null_text.mask.to(text.device)
         fb = FlowBatch(
             video=batch["video"], audio=batch["audio"], text=text, text_mask=batch.get("text_mask")
         )
-        return flow_matching_loss(model, fb, fm, null_text=null, null_mask=null_mask, spec=spec).as_dict()
+        return flow_matching_loss(model, fb, fm, null_text=null, null_mask=null_mask, spec=spec,
+                                  sample_seeds=seeds).as_dict()
 
     return step

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from avtok.generator.ovi.config import LatentSpec, TwinDiTConfig
 from avtok.kernels import attention, rope_nd
@@ -155,6 +156,11 @@ class DiTBlock(nn.Module):
         """e (B, L|1, 6, D) from the tower's timestep projection -> six (B, L|1, D) shift/scale/gate."""
         return (self.modulation + e).unbind(2)
 
+    def forward(self, part: str, *args: object) -> Tensor:
+        """``block("self", x, e, rope)`` or ``block("cross", ...)``: through ``__call__`` so FSDP2 / hooks
+        see each call (the fusion order interleaves the two towers' halves)."""
+        return self.self_attention(*args) if part == "self" else self.cross_and_ffn(*args)
+
     def self_attention(self, x: Tensor, e: Tensor, rope: Rope) -> Tensor:
         shift, scale, gate = self.mods(e)[:3]
         return x + gate * self.self_attn(self.norm1(x) * (1 + scale) + shift, rope)
@@ -235,6 +241,7 @@ class TwinDiT(nn.Module):
         self.cfg = self.config = cfg
         self.video = Tower(cfg, cfg.video_channels * math.prod(cfg.video_patch))
         self.audio = Tower(cfg, cfg.audio_channels, conv_embed=cfg.audio_embed == "conv")
+        self.activation_checkpointing = False  # recompute each fusion block in backward (training memory)
 
     def audio_rope_scale(self, video: Tensor, audio: Tensor, spec: LatentSpec | None) -> float:
         """Scale in units of *patchified* video frames per audio token (config > spec > shape ratio)."""
@@ -336,14 +343,21 @@ class TwinDiT(nn.Module):
         e0_v, e_v = self.video.embed_time(t_video, clean)
         e0_a, e_a = self.audio.embed_time(t_audio)
         rope_v, rope_a = self.ropes(grid, a.shape[1], self.audio_rope_scale(video, audio, spec), v.device)
+        def fusion_block(vb: DiTBlock, ab: DiTBlock, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+            a = ab("self", a, e_a, rope_a)
+            v = vb("self", v, e_v, rope_v)
+            a_before = a  # video fuses with audio from before audio's cross-attention (Ovi order)
+            a = ab("cross", a, e_a, ctx_a, mask_a, v, rope_a, rope_v)
+            v = vb("cross", v, e_v, ctx_v, mask_v, a_before, rope_v, rope_a)
+            return v, a
+
         for i, (vb, ab) in enumerate(zip(self.video.blocks, self.audio.blocks, strict=True)):
             if i == skip_block:
                 continue
-            a = ab.self_attention(a, e_a, rope_a)
-            v = vb.self_attention(v, e_v, rope_v)
-            a_before = a  # video fuses with audio from before audio's cross-attention (Ovi order)
-            a = ab.cross_and_ffn(a, e_a, ctx_a, mask_a, v, rope_a, rope_v)
-            v = vb.cross_and_ffn(v, e_v, ctx_v, mask_v, a_before, rope_v, rope_a)
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+                v, a = checkpoint(fusion_block, vb, ab, v, a, use_reentrant=False)
+            else:
+                v, a = fusion_block(vb, ab, v, a)
         out_v = self.unpatchify(self.video.output(v, e0_v), grid)
         return TwinOutput(video=out_v, audio=self.audio.output(a, e0_a))
 

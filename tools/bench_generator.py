@@ -63,7 +63,8 @@ def cpu_step(blocks: int, frames: int, size: int, audio: int, threads: int) -> N
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     tokens = frames * size * size // 4
     print(f"cpu one guided step (2 passes), ovi-11b widths, {blocks} blocks, {tokens} video + {audio} audio "
-          f"tokens, {threads} threads: {seconds:.2f} s wall ({cpu_seconds:.2f} s CPU), peak RSS {peak_gb:.2f} GB; "
+          f"tokens, {threads} threads: {seconds:.2f} s wall ({cpu_seconds:.2f} s CPU), "
+          f"peak RSS {peak_gb:.2f} GB; "
           f"x{30 / blocks:.0f} for 30 blocks ~ {seconds * 30 / blocks:.1f} s")
 
 
@@ -75,7 +76,8 @@ def gpu_targets(steps: int) -> None:
     torch.cuda.reset_peak_memory_stats()
     try:
         model = _model(30, "cuda", torch.bfloat16)
-        spec, text = _spec(OFFICIAL["frames"], OFFICIAL["size"], OFFICIAL["audio"]), _text("cuda", torch.bfloat16)
+        spec = _spec(OFFICIAL["frames"], OFFICIAL["size"], OFFICIAL["audio"])
+        text = _text("cuda", torch.bfloat16)
         torch.cuda.synchronize()
         start = time.perf_counter()
         sample(model, spec, text, cfg=SamplerConfig(steps=steps, slg_layer=11), seeds=[0])

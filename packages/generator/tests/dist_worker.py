@@ -67,7 +67,7 @@ def train(run: str, out: Path, steps: int) -> None:
     state = full_model_state(model)
     if dist_info().rank == 0:
         names = {n for n, p in model.named_parameters() if p.requires_grad}
-        trained = {k: v.tolist() for k, v in state.items() if k in names or k.endswith(".weight") and "lora" in k}
+        trained = {k: v.tolist() for k, v in state.items() if k in names}
         (out / f"{run}.json").write_text(json.dumps({"loss": tracker.loss, "params": trained}))
 
 

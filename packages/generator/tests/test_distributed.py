@@ -29,7 +29,8 @@ def runs(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gen_dist")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     worker = [sys.executable, str(HERE / "dist_worker.py"), "--out", str(out), "--steps", str(STEPS)]
-    subprocess.run([*worker, "--one-process", "--runs", "one-full,one-lora"], env=env, check=True, timeout=600)
+    one = [*worker, "--one-process", "--runs", "one-full,one-lora"]
+    subprocess.run(one, env=env, check=True, timeout=600)
     subprocess.run([*worker, "--port", str(_free_port())], env=env, check=True, timeout=600)
     return out
 

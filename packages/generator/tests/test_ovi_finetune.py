@@ -25,8 +25,9 @@ pytest.importorskip("peft")
 def ovi_checkpoint(folder, video_channels: int, audio_channels: int, text_dim: int = 384):
     """A tiny model written in the *official* layout (state dict + video.json / audio.json)."""
     torch.manual_seed(0)
-    cfg = build_config("tiny", video_channels=video_channels, audio_channels=audio_channels, text_dim=text_dim,
-                       video_patch=(1, 2, 2), text_len=512, audio_embed="conv", audio_rope_scale=OVI_ROPE_SCALE)
+    cfg = build_config("tiny", video_channels=video_channels, audio_channels=audio_channels,
+                       text_dim=text_dim, video_patch=(1, 2, 2), text_len=512, audio_embed="conv",
+                       audio_rope_scale=OVI_ROPE_SCALE)
     model = TwinDiT(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(avtok_to_ovi(model.state_dict(), cfg), str(folder / "model.safetensors"))
@@ -69,7 +70,8 @@ def test_lora_lowers_the_loss_and_adapters_round_trip(converted, real_latents, t
     batch = batch_of(real_latents)
     base = from_pretrained(out)
     before = fixed_loss(base, batch)
-    model = add_lora(from_pretrained(out), LoraSettings(rank=4, alpha=8, targets=("self", "cross", "fusion", "ffn")))
+    settings = LoraSettings(rank=4, alpha=8, targets=("self", "cross", "fusion", "ffn"))
+    model = add_lora(from_pretrained(out), settings)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     items = [{"video": batch.video[i], "audio": batch.audio[i], "text": batch.text[i]} for i in range(4)]
@@ -113,8 +115,9 @@ def test_loss_masking_and_lora_on_one_tower(converted, real_latents):
     model = from_pretrained(out)
     g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
     both = flow_matching_loss(model, batch, FlowMatchingConfig(text_dropout=0.0), generator=g())
-    only_v = flow_matching_loss(model, batch, FlowMatchingConfig(text_dropout=0.0, loss_on="video"), generator=g())
-    only_a = flow_matching_loss(model, batch, FlowMatchingConfig(text_dropout=0.0, loss_on="audio"), generator=g())
+    masked = {on: flow_matching_loss(model, batch, FlowMatchingConfig(text_dropout=0.0, loss_on=on),
+                                     generator=g()) for on in ("video", "audio")}
+    only_v, only_a = masked["video"], masked["audio"]
     assert only_v.loss.item() == pytest.approx(both.video.item()) and only_a.loss.item() == pytest.approx(
         both.audio.item())
     assert both.loss.item() == pytest.approx(0.85 * both.video.item() + 0.15 * both.audio.item())

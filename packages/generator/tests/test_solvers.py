@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from avtok.generator.ovi.solvers import OVI_SIGMA_MAX, UniPC, euler, ovi_schedule, shift_sigmas, sigma_grid, unipc
+from avtok.generator.ovi.solvers import (
+    OVI_SIGMA_MAX,
+    UniPC,
+    euler,
+    ovi_schedule,
+    shift_sigmas,
+    sigma_grid,
+    unipc,
+)
 
 MU, S = 1.5, 0.3
 
@@ -61,7 +69,8 @@ def test_gaussian_ode_converges_to_exact_solution():
     for name, f in (("euler", euler), ("unipc", unipc)):
         for n in (20, 80, 320):
             sig = continuous(n)
-            err[name, n] = (f(gaussian_velocity, [start(noise, float(sig[0]))], sig)[0] - exact).abs().max().item()
+            out = f(gaussian_velocity, [start(noise, float(sig[0]))], sig)[0]
+            err[name, n] = (out - exact).abs().max().item()
     assert err["euler", 320] < 0.015 and err["unipc", 320] < 2e-4
     assert err["unipc", 20] < err["euler", 20] / 5  # higher order at the same number of evaluations
     assert err["unipc", 80] / err["unipc", 320] > 10  # ~2nd order (4x steps -> ~16x smaller error)

@@ -36,7 +36,15 @@ from avtok.generator.ovi.config import (
 from avtok.generator.ovi.flow import TASKS, FlowBatch, FlowLoss, FlowMatchingConfig, flow_matching_loss
 from avtok.generator.ovi.pipeline import OviPipeline
 from avtok.generator.ovi.sampling import SamplerConfig, SampleResult, TextCondition, guided_velocity, sample
-from avtok.generator.ovi.solvers import Schedule, UniPC, euler, ovi_schedule, shift_sigmas, sigma_grid, unipc
+from avtok.generator.ovi.solvers import (
+    Schedule,
+    UniPC,
+    euler,
+    ovi_schedule,
+    shift_sigmas,
+    sigma_grid,
+    unipc,
+)
 from avtok.generator.ovi.twin_dit import TwinDiT, TwinOutput
 
 __all__ = [

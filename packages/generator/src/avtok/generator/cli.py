@@ -89,7 +89,8 @@ def _initial_model(init: Path | None, preset: str, text_dim: int, channels: dict
            "text_dim": model.cfg.text_dim}
     want = {**channels, "text_dim": text_dim}
     if got != want:
-        raise typer.BadParameter(f"--init {init}: the model takes {got} but the latent codec / text encoder give "
+        raise typer.BadParameter(f"--init {init}: the model takes {got} but the latent codec / text encoder "
+                                 f"give "
                                  f"{want}; use the codec and text encoder the model was trained with")
     return model
 
@@ -181,7 +182,9 @@ def train(
     ] = None,
     lora_rank: Annotated[int, typer.Option(help="LoRA rank (0 = full fine-tuning).")] = 0,
     lora_alpha: float = 16.0,
-    lora_targets: Annotated[str, typer.Option(help="Comma list of self,cross,fusion,ffn.")] = "self,cross,fusion",
+    lora_targets: Annotated[
+        str, typer.Option(help="Comma list of self,cross,fusion,ffn.")
+    ] = "self,cross,fusion",
     lora_towers: Annotated[str, typer.Option(help="Towers that get adapters: video,audio.")] = "video,audio",
     loss_on: Annotated[str, typer.Option(help="both | video | audio (loss masking).")] = "both",
     strategy: Annotated[str, typer.Option(help="Under torchrun: auto (DDP) | ddp | fsdp2 | none.")] = "auto",
@@ -262,7 +265,9 @@ def sample(
     cfg_audio: float = 3.0,
     negative_video: str = "",
     negative_audio: str = "",
-    slg_layer: Annotated[int, typer.Option(help="Block skipped on the negative pass (-1 = off; Ovi: 11).")] = -1,
+    slg_layer: Annotated[
+        int, typer.Option(help="Block skipped on the negative pass (-1 = off; Ovi: 11).")
+    ] = -1,
     seed: int = 0,
     num: int = 1,
 ) -> None:
@@ -289,8 +294,12 @@ def sample(
 
 @app.command()
 def convert(
-    source: Annotated[Path, typer.Argument(help="The official checkpoint file, or its folder (ckpts/ or ckpts/Ovi).")],
-    out: Annotated[Path, typer.Option("--out", help="Output model folder (config.json + model.safetensors).")],
+    source: Annotated[
+        Path, typer.Argument(help="The official checkpoint file, or its folder (ckpts/ or ckpts/Ovi).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output model folder (config.json + model.safetensors).")
+    ],
     fmt: Annotated[str, typer.Option("--from", help="Checkpoint family; only 'ovi'.")] = "ovi",
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | keep (the checkpoint's own).")] = "float32",
     heads: Annotated[int, typer.Option(help="Attention heads (0: from video.json, else dim / 128).")] = 0,

@@ -12,12 +12,21 @@ from avtok.generator.ovi.config import (
 from avtok.generator.ovi.flow import TASKS, FlowBatch, FlowLoss, FlowMatchingConfig, flow_matching_loss
 from avtok.generator.ovi.pipeline import OviPipeline
 from avtok.generator.ovi.sampling import SamplerConfig, SampleResult, TextCondition, guided_velocity, sample
-from avtok.generator.ovi.solvers import Schedule, UniPC, euler, ovi_schedule, shift_sigmas, sigma_grid, unipc
+from avtok.generator.ovi.solvers import (
+    Schedule,
+    UniPC,
+    euler,
+    ovi_schedule,
+    shift_sigmas,
+    sigma_grid,
+    unipc,
+)
 from avtok.generator.ovi.twin_dit import TwinDiT, TwinOutput
 
 __all__ = [
     "PRESETS", "LatentSpec", "TwinDiTConfig", "build_config", "count_parameters_formula",
     "TASKS", "FlowBatch", "FlowLoss", "FlowMatchingConfig", "flow_matching_loss", "OviPipeline",
     "SamplerConfig", "SampleResult", "TextCondition", "guided_velocity", "sample",
-    "Schedule", "UniPC", "euler", "ovi_schedule", "shift_sigmas", "sigma_grid", "unipc", "TwinDiT", "TwinOutput",
+    "Schedule", "UniPC", "euler", "ovi_schedule", "shift_sigmas", "sigma_grid", "unipc",
+    "TwinDiT", "TwinOutput",
 ]

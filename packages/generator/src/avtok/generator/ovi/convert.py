@@ -25,7 +25,8 @@ from avtok.generator.ovi.config import OVI_ROPE_SCALE, TwinDiTConfig
 from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.train.pretrained import CONFIG_NAME, WEIGHTS_NAME, config_to_dict
 
-__all__ = ["OVI_CHECKPOINTS", "avtok_to_ovi", "convert_ovi", "find_checkpoint", "ovi_config", "ovi_to_avtok", "read_state_dict"]
+__all__ = ["OVI_CHECKPOINTS", "avtok_to_ovi", "convert_ovi", "find_checkpoint", "ovi_config", "ovi_to_avtok",
+           "read_state_dict"]
 
 OVI_CHECKPOINTS = (
     "model.safetensors",
@@ -116,7 +117,8 @@ def ovi_config(state: dict[str, Tensor], *, video_json: dict | None = None,
     if towers != set(TOWERS):
         some = ", ".join(sorted(state)[:3])
         raise ValueError(
-            f"not an Ovi fusion checkpoint: it has no {sorted(set(TOWERS) - towers)} keys (first keys: {some}); "
+            f"not an Ovi fusion checkpoint: it has no {sorted(set(TOWERS) - towers)} keys "
+            f"(first keys: {some}); "
             "give the Ovi model.safetensors (FusionModel state dict)"
         )
     video_json, audio_json = video_json or {}, audio_json or {}
@@ -132,7 +134,8 @@ def ovi_config(state: dict[str, Tensor], *, video_json: dict | None = None,
                           int(audio_json.get("in_dim", OVI_CHANNELS["audio"])))}
     for name, (got, want) in channels.items():
         if got != want:
-            raise ValueError(f"Ovi checkpoint: the {name} tower takes {got} latent channels, Ovi's {name} VAE "
+            raise ValueError(f"Ovi checkpoint: the {name} tower takes {got} latent channels, Ovi's {name} "
+                             f"VAE "
                              f"gives {want}; this is not an Ovi fusion checkpoint (or pass its {name}.json)")
     dim = pv.shape[0]
     depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("video_model.blocks."))
@@ -216,7 +219,8 @@ def convert_ovi(src: str | Path, out: str | Path, *, dtype: torch.dtype | None =
     weights = ovi_to_avtok(state, cfg, dtype)
     dest = Path(out)
     dest.mkdir(parents=True, exist_ok=True)
-    meta = {"kind": TwinDiT.kind, "package": "avtok-generator", "version": __version__, "config": config_to_dict(cfg),
+    meta = {"kind": TwinDiT.kind, "package": "avtok-generator", "version": __version__,
+            "config": config_to_dict(cfg),
             "source": {"format": "ovi", "checkpoint": ckpt.name}}
     (dest / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     save_file({k: v.contiguous() for k, v in weights.items()}, str(dest / WEIGHTS_NAME),

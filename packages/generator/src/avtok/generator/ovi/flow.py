@@ -4,7 +4,8 @@ Convention (Wan / Ovi): ``x_t = (1 - t)·x0 + t·noise``, t = 1 is pure noise, t
 velocity ``noise − x0`` and sampling integrates dx/dt from t = 1 down to 0. Loss
 ``λv·L^v + λa·L^a`` with λv 0.85, λa 0.15 (Ovi §4.2.2). ``t`` is shared by both modalities by default;
 ``independent_t`` draws one per modality. ``loss_on`` masks the loss to one modality ("video" / "audio",
-e.g. new speaker identities from audio only) or keeps both; both towers still run and condition each other. Tasks: ``t2av`` noises both; ``a2v`` keeps audio at its clean
+e.g. new speaker identities from audio only) or keeps both; both towers still run and condition each other.
+Tasks: ``t2av`` noises both; ``a2v`` keeps audio at its clean
 value (t_audio = 0) and scores only video; ``v2a`` the reverse — one model serves all three.
 """
 
@@ -18,7 +19,8 @@ from torch import Tensor, nn
 
 from avtok.generator.ovi.config import LatentSpec
 
-__all__ = ["LOSS_ON", "TASKS", "FlowBatch", "FlowLoss", "FlowMatchingConfig", "flow_matching_loss", "interpolate"]
+__all__ = ["LOSS_ON", "TASKS", "FlowBatch", "FlowLoss", "FlowMatchingConfig", "flow_matching_loss",
+           "interpolate"]
 
 TASKS = ("t2av", "a2v", "v2a")
 LOSS_ON = ("both", "video", "audio")
@@ -120,7 +122,7 @@ def flow_matching_loss(
     seeds each sample's t, task, noise and dropout draw (multi-rank runs equal one process).
     """
     cfg = cfg or FlowMatchingConfig()
-    b, dev = batch.video.shape[0], batch.video.device
+    dev = batch.video.device
     if sample_seeds is None:
         t_v, t_a, task, n_v, n_a, u = _draws(batch, cfg, generator, dev)
     else:  # one generator per sample: the same draws however the batch is split over ranks

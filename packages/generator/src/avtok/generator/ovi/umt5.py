@@ -22,11 +22,7 @@ import torch
 from torch import Tensor
 
 from avtok.generator.ovi.checkpoints import load_exact, read_state_dict
-
-try:  # the text-conditioning contract; avtok.generator.text moves to avtok.generator.ovi.text in the restructure
-    from avtok.generator.ovi.text import TextEmbeddings
-except ImportError:
-    from avtok.generator.text import TextEmbeddings
+from avtok.generator.ovi.text import TextEmbeddings
 
 __all__ = ["OVI_TEXT_LEN", "UMT5_XXL_CONFIG", "UMT5TextEncoder", "clean_prompt", "wan_t5_to_hf_keys"]
 

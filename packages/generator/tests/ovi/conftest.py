@@ -33,7 +33,9 @@ def _load_fixture(name: str) -> tuple[dict, dict[str, torch.Tensor], dict[str, t
     return meta, io, state
 
 
-def _assert_close(ours: torch.Tensor, ref: torch.Tensor, *, rel: float = 2e-5, atol: float | None = None) -> None:
+def _assert_close(
+    ours: torch.Tensor, ref: torch.Tensor, *, rel: float = 2e-5, atol: float | None = None
+) -> None:
     """``max|ours - ref| <= rel * max|ref|`` (or ``<= atol``), shapes equal."""
     assert ours.shape == ref.shape, (tuple(ours.shape), tuple(ref.shape))
     err = (ours.double() - ref.double()).abs().max().item()

@@ -43,7 +43,10 @@ def test_mel_front_end(fx, assert_close):
     meta, io, _ = fx
     conv = meta["config_used"]["mel_converter"]
     assert (OVI_MEL.sample_rate, OVI_MEL.n_fft, OVI_MEL.hop_length, OVI_MEL.n_mels) == (
-        conv["sampling_rate"], conv["n_fft"], conv["hop_size"], conv["num_mels"],
+        conv["sampling_rate"],
+        conv["n_fft"],
+        conv["hop_size"],
+        conv["num_mels"],
     )
     assert_close(ovi_mel_basis(), io["mel_basis"])
     mel = ovi_log_mel(io["waveform"])
@@ -102,10 +105,14 @@ def test_loader_errors_name_the_keys(fx, tmp_path):
     broken = dict(vae_state)
     broken.pop("decoder.learnable_gain")
     broken["encoder.extra.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r"1 missing \['decoder.learnable_gain'\].*1 unknown \['encoder.extra.weight'\]"):
+    with pytest.raises(
+        ValueError, match=r"1 missing \['decoder.learnable_gain'\].*1 unknown \['encoder.extra.weight'\]"
+    ):
         load_audio_vae(broken)
     torch.save(vae_state, tmp_path / "v1-16.pth")
     model = load_audio_vae(tmp_path / "v1-16.pth")  # the official file format, read with weights_only=True
-    assert isinstance(model, AudioVAE) and model.cfg.hidden_dim == vae_state["encoder.conv_in.weight"].shape[0]
+    assert (
+        isinstance(model, AudioVAE) and model.cfg.hidden_dim == vae_state["encoder.conv_in.weight"].shape[0]
+    )
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_audio_vae(tmp_path / "missing.pth")

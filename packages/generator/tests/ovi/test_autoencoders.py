@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from avtok.media_io import read_clip, write_clip
 
 from avtok.generator.ovi.audio_vae import load_audio_vae
 from avtok.generator.ovi.autoencoders import OviAutoencoders
 from avtok.generator.ovi.checkpoints import OVI_CHECKPOINT_FILES
 from avtok.generator.ovi.video_vae import load_wan_vae
 from avtok.generator.ovi.vocoder import load_bigvgan
+from avtok.media_io import read_clip, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,9 @@ def test_from_checkpoint_dir(fx, tmp_path):
         f.parent.mkdir(parents=True, exist_ok=True)
     torch.save(vstate, files["video_vae"])
     torch.save({k[4:]: v for k, v in astate.items() if k.startswith("vae.")}, files["audio_vae"])
-    torch.save({"generator": {k[8:]: v for k, v in astate.items() if k.startswith("vocoder.")}}, files["vocoder"])
+    torch.save(
+        {"generator": {k[8:]: v for k, v in astate.items() if k.startswith("vocoder.")}}, files["vocoder"]
+    )
     ae = OviAutoencoders.from_checkpoint_dir(tmp_path)
     assert ae.audio.cfg.hidden_dim == astate["vae.encoder.conv_in.weight"].shape[0]
     files["vocoder"].unlink()

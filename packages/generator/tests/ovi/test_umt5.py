@@ -26,10 +26,21 @@ def hf_folder(tmp_path_factory):
     tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     folder = tmp_path_factory.mktemp("umt5")
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>").save_pretrained(folder)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(folder)
     torch.manual_seed(0)
-    cfg = UMT5Config(vocab_size=tok.get_vocab_size(), d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
-                     feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1)
+    cfg = UMT5Config(
+        vocab_size=tok.get_vocab_size(),
+        d_model=32,
+        d_kv=8,
+        d_ff=48,
+        num_layers=2,
+        num_heads=4,
+        feed_forward_proj="gated-gelu",
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     UMT5EncoderModel(cfg).save_pretrained(folder)
     return folder
 
@@ -69,18 +80,25 @@ def test_wan_checkpoint_layout(hf_folder, tmp_path):
     enc = UMT5TextEncoder(hf_folder)
     hf = enc.model.state_dict()
     # Wan's T5Encoder names (models_t5_umt5-xxl-enc-bf16.pth), written out independently of the renaming rules
-    wan = {"token_embedding.weight": hf["shared.weight"], "norm.weight": hf["encoder.final_layer_norm.weight"]}
+    wan = {
+        "token_embedding.weight": hf["shared.weight"],
+        "norm.weight": hf["encoder.final_layer_norm.weight"],
+    }
     for i in range(enc.model.config.num_layers):
         b = f"encoder.block.{i}.layer."
-        wan.update({
-            f"blocks.{i}.norm1.weight": hf[b + "0.layer_norm.weight"],
-            f"blocks.{i}.norm2.weight": hf[b + "1.layer_norm.weight"],
-            f"blocks.{i}.pos_embedding.embedding.weight": hf[b + "0.SelfAttention.relative_attention_bias.weight"],
-            f"blocks.{i}.ffn.gate.0.weight": hf[b + "1.DenseReluDense.wi_0.weight"],
-            f"blocks.{i}.ffn.fc1.weight": hf[b + "1.DenseReluDense.wi_1.weight"],
-            f"blocks.{i}.ffn.fc2.weight": hf[b + "1.DenseReluDense.wo.weight"],
-            **{f"blocks.{i}.attn.{p}.weight": hf[b + f"0.SelfAttention.{p}.weight"] for p in "qkvo"},
-        })
+        wan.update(
+            {
+                f"blocks.{i}.norm1.weight": hf[b + "0.layer_norm.weight"],
+                f"blocks.{i}.norm2.weight": hf[b + "1.layer_norm.weight"],
+                f"blocks.{i}.pos_embedding.embedding.weight": hf[
+                    b + "0.SelfAttention.relative_attention_bias.weight"
+                ],
+                f"blocks.{i}.ffn.gate.0.weight": hf[b + "1.DenseReluDense.wi_0.weight"],
+                f"blocks.{i}.ffn.fc1.weight": hf[b + "1.DenseReluDense.wi_1.weight"],
+                f"blocks.{i}.ffn.fc2.weight": hf[b + "1.DenseReluDense.wo.weight"],
+                **{f"blocks.{i}.attn.{p}.weight": hf[b + f"0.SelfAttention.{p}.weight"] for p in "qkvo"},
+            }
+        )
     renamed = wan_t5_to_hf_keys(wan)
     assert set(renamed) == set(hf) and all(torch.equal(renamed[k], hf[k]) for k in hf)
     torch.save(wan, tmp_path / "models_t5_umt5-xxl-enc-bf16.pth")

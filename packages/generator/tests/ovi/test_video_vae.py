@@ -91,10 +91,14 @@ def test_key_renaming_covers_the_wan22_layout(fx, vae):
     assert len(renamed) == len(state) == meta["weights"]["num_tensors"]
     assert set(renamed) == set(vae.model.state_dict())
     assert renamed["quant_conv.weight"] is state["conv1.weight"]
-    assert renamed["encoder.down_blocks.1.downsampler.time_conv.weight"] is state[
-        "encoder.downsamples.1.downsamples.2.time_conv.weight"]
-    assert renamed["decoder.up_blocks.0.resnets.2.norm2.gamma"] is state[
-        "decoder.upsamples.0.upsamples.2.residual.3.gamma"]
+    assert (
+        renamed["encoder.down_blocks.1.downsampler.time_conv.weight"]
+        is state["encoder.downsamples.1.downsamples.2.time_conv.weight"]
+    )
+    assert (
+        renamed["decoder.up_blocks.0.resnets.2.norm2.gamma"]
+        is state["decoder.upsamples.0.upsamples.2.residual.3.gamma"]
+    )
     assert wan_vae_config_from_state_dict(state) == _config(meta)
     assert wan_vae_config_from_state_dict(renamed) == _config(meta)
 

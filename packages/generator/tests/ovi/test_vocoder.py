@@ -53,7 +53,7 @@ def test_filters_and_config(fx, vocoder):
     ours = kaiser_sinc_lowpass()
     for f in filters:  # every stored low-pass is the one we design
         assert torch.allclose(ours, f, rtol=0, atol=1e-7)
-    voc_state = {k[len("vocoder."):]: v for k, v in state.items() if k.startswith("vocoder.")}
+    voc_state = {k[len("vocoder.") :]: v for k, v in state.items() if k.startswith("vocoder.")}
     assert bigvgan_config_from_state_dict(voc_state) == _config(meta)
 
 
@@ -67,11 +67,14 @@ def test_weight_norm_folds_g_v(fx, vocoder):
 
 def test_official_file_layout(fx, tmp_path):
     meta, io, state = fx
-    voc_state = {k[len("vocoder."):]: v for k, v in state.items() if k.startswith("vocoder.")}
+    voc_state = {k[len("vocoder.") :]: v for k, v in state.items() if k.startswith("vocoder.")}
     torch.save({"generator": voc_state}, tmp_path / "best_netG.pt")
     model = load_bigvgan(tmp_path / "best_netG.pt")
     with torch.no_grad():
-        assert torch.equal(model(io["mel_decoded"][..., :4]), load_bigvgan(state, prefix="vocoder.")(io["mel_decoded"][..., :4]))
+        assert torch.equal(
+            model(io["mel_decoded"][..., :4]),
+            load_bigvgan(state, prefix="vocoder.")(io["mel_decoded"][..., :4]),
+        )
     torch.save(voc_state, tmp_path / "flat.pt")
     with pytest.raises(KeyError, match="no 'generator' entry"):
         load_bigvgan(tmp_path / "flat.pt")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from avtok.media_io import AVClip
 from torch import Tensor
 
 from avtok.generator.ovi.audio_vae import AudioVAE, load_audio_vae
@@ -23,6 +22,7 @@ from avtok.generator.ovi.checkpoints import OVI_CHECKPOINT_FILES
 from avtok.generator.ovi.mel import OVI_SAMPLE_RATE, ovi_log_mel
 from avtok.generator.ovi.video_vae import WanVideoVAE, frames_to_uint8, load_wan_vae
 from avtok.generator.ovi.vocoder import BigVGAN, load_bigvgan
+from avtok.media_io import AVClip
 
 __all__ = ["OVI_FPS", "OviAutoencoders"]
 
@@ -56,7 +56,9 @@ class OviAutoencoders:
         cls, *, video_vae: str | Path, audio_vae: str | Path, vocoder: str | Path
     ) -> OviAutoencoders:
         """From ``Wan2.2_VAE.pth``, ``v1-16.pth`` and ``best_netG.pt`` (or safetensors exports)."""
-        return cls(video=load_wan_vae(video_vae), audio=load_audio_vae(audio_vae), vocoder=load_bigvgan(vocoder))
+        return cls(
+            video=load_wan_vae(video_vae), audio=load_audio_vae(audio_vae), vocoder=load_bigvgan(vocoder)
+        )
 
     @classmethod
     def from_checkpoint_dir(cls, ckpt_dir: str | Path) -> OviAutoencoders:

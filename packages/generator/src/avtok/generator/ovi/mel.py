@@ -9,9 +9,9 @@ Frames: ``F = N // 256``. Computed in float32.
 
 from __future__ import annotations
 
-import torch
-from avtok.media_io.spectral import MelConfig, mel_basis, mel_magnitude, stft
 from torch import Tensor
+
+from avtok.media_io.spectral import MelConfig, mel_basis, mel_magnitude, stft
 
 __all__ = ["OVI_MEL", "OVI_SAMPLE_RATE", "ovi_log_mel", "ovi_mel_basis"]
 

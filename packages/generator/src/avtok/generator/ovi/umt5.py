@@ -50,7 +50,10 @@ _WAN_T5_RULES: tuple[tuple[str, str], ...] = (
     (r"^norm\.", "encoder.final_layer_norm."),
     (r"^blocks\.(\d+)\.norm1\.", r"encoder.block.\1.layer.0.layer_norm."),
     (r"^blocks\.(\d+)\.attn\.([qkvo])\.", r"encoder.block.\1.layer.0.SelfAttention.\2."),
-    (r"^blocks\.(\d+)\.pos_embedding\.embedding\.", r"encoder.block.\1.layer.0.SelfAttention.relative_attention_bias."),
+    (
+        r"^blocks\.(\d+)\.pos_embedding\.embedding\.",
+        r"encoder.block.\1.layer.0.SelfAttention.relative_attention_bias.",
+    ),
     (r"^blocks\.(\d+)\.norm2\.", r"encoder.block.\1.layer.1.layer_norm."),
     (r"^blocks\.(\d+)\.ffn\.gate\.0\.", r"encoder.block.\1.layer.1.DenseReluDense.wi_0."),
     (r"^blocks\.(\d+)\.ffn\.fc1\.", r"encoder.block.\1.layer.1.DenseReluDense.wi_1."),
@@ -118,7 +121,11 @@ class UMT5TextEncoder:
             model = UMT5EncoderModel.from_pretrained(str(folder), local_files_only=True, torch_dtype=dtype)
         else:
             has_config = (folder / "config.json").is_file()
-            config = UMT5Config.from_pretrained(str(folder), local_files_only=True) if has_config else UMT5Config(**UMT5_XXL_CONFIG)
+            config = (
+                UMT5Config.from_pretrained(str(folder), local_files_only=True)
+                if has_config
+                else UMT5Config(**UMT5_XXL_CONFIG)
+            )
             model = UMT5EncoderModel(config)
             load_exact(model, wan_t5_to_hf_keys(read_state_dict(weights)), source=str(weights))
             model = model.to(dtype)

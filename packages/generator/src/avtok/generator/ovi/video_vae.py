@@ -99,8 +99,14 @@ _KEY_RULES: tuple[tuple[str, str], ...] = (
     (r"^(encoder|decoder)\.middle\.1\.", r"\1.mid_block.attentions.0."),
     (r"^(encoder|decoder)\.middle\.2\.", r"\1.mid_block.resnets.1."),
     # the resampler is the last child of a down / up block: the one holding resample / time_conv
-    (r"^encoder\.downsamples\.(\d+)\.downsamples\.\d+\.(resample|time_conv)", r"encoder.down_blocks.\1.downsampler.\2"),
-    (r"^decoder\.upsamples\.(\d+)\.upsamples\.\d+\.(resample|time_conv)", r"decoder.up_blocks.\1.upsampler.\2"),
+    (
+        r"^encoder\.downsamples\.(\d+)\.downsamples\.\d+\.(resample|time_conv)",
+        r"encoder.down_blocks.\1.downsampler.\2",
+    ),
+    (
+        r"^decoder\.upsamples\.(\d+)\.upsamples\.\d+\.(resample|time_conv)",
+        r"decoder.up_blocks.\1.upsampler.\2",
+    ),
     (r"^encoder\.downsamples\.(\d+)\.downsamples\.(\d+)\.", r"encoder.down_blocks.\1.resnets.\2."),
     (r"^decoder\.upsamples\.(\d+)\.upsamples\.(\d+)\.", r"decoder.up_blocks.\1.resnets.\2."),
 )
@@ -124,12 +130,17 @@ def wan22_to_diffusers_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def wan_vae_config_from_state_dict(state: dict[str, Tensor]) -> WanVAEConfig:
     """Encoder and decoder widths of a Wan2.2 VAE state dict (either layout)."""
-    for enc, dec in (("encoder.conv1.weight", "decoder.head.2.weight"), ("encoder.conv_in.weight", "decoder.conv_out.weight")):
+    for enc, dec in (
+        ("encoder.conv1.weight", "decoder.head.2.weight"),
+        ("encoder.conv_in.weight", "decoder.conv_out.weight"),
+    ):
         if enc in state and dec in state:
             return WanVAEConfig(base_dim=state[enc].shape[0], decoder_base_dim=state[dec].shape[1],
                                 z_dim=state["decoder.conv1.weight" if enc == "encoder.conv1.weight"
                                             else "decoder.conv_in.weight"].shape[1])  # fmt: skip
-    raise ValueError("not a Wan2.2 VAE state dict: no encoder.conv1 / decoder.head.2 weights; pass Wan2.2_VAE.pth")
+    raise ValueError(
+        "not a Wan2.2 VAE state dict: no encoder.conv1 / decoder.head.2 weights; pass Wan2.2_VAE.pth"
+    )
 
 
 def frames_to_uint8(video: Tensor) -> Tensor:
@@ -159,7 +170,9 @@ class WanVideoVAE(nn.Module):
         self.model = AutoencoderKLWan(**cfg.diffusers_kwargs())
         std = torch.tensor(latents_std, dtype=torch.float32)
         # not learned and not in the checkpoint: kept out of the state dict
-        self.register_buffer("latents_mean", torch.tensor(latents_mean, dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "latents_mean", torch.tensor(latents_mean, dtype=torch.float32), persistent=False
+        )
         self.register_buffer("latents_inv_std", 1.0 / std, persistent=False)  # float32 reciprocal, as Ovi
 
     def _stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -194,7 +207,9 @@ class WanVideoVAE(nn.Module):
         from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, unpatchify
 
         if latent.ndim != 5 or latent.shape[1] != self.cfg.z_dim:
-            raise ValueError(f"latent of shape {tuple(latent.shape)}: expected (B, {self.cfg.z_dim}, F, h, w)")
+            raise ValueError(
+                f"latent of shape {tuple(latent.shape)}: expected (B, {self.cfg.z_dim}, F, h, w)"
+            )
         mean, inv_std = self._stats(latent)
         x = self.model.post_quant_conv(latent / inv_std + mean)
         decoder = self.model.decoder

@@ -60,7 +60,9 @@ BIGVGAN_PRESETS: dict[str, BigVGANConfig] = {
 }
 
 
-def kaiser_sinc_lowpass(cutoff: float = _CUTOFF, half_width: float = _HALF_WIDTH, taps: int = _FILTER_TAPS) -> Tensor:
+def kaiser_sinc_lowpass(
+    cutoff: float = _CUTOFF, half_width: float = _HALF_WIDTH, taps: int = _FILTER_TAPS
+) -> Tensor:
     """(1, 1, taps) Kaiser-windowed sinc low-pass with unit DC gain (Kaiser's β from the attenuation formula)."""
     half = taps // 2
     attenuation = 2.285 * (half - 1) * math.pi * (4 * half_width) + 7.95  # dB

@@ -130,17 +130,14 @@ def wan22_to_diffusers_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def wan_vae_config_from_state_dict(state: dict[str, Tensor]) -> WanVAEConfig:
     """Encoder and decoder widths of a Wan2.2 VAE state dict (either layout)."""
-    for enc, dec in (
-        ("encoder.conv1.weight", "decoder.head.2.weight"),
-        ("encoder.conv_in.weight", "decoder.conv_out.weight"),
-    ):
-        if enc in state and dec in state:
-            return WanVAEConfig(base_dim=state[enc].shape[0], decoder_base_dim=state[dec].shape[1],
-                                z_dim=state["decoder.conv1.weight" if enc == "encoder.conv1.weight"
-                                            else "decoder.conv_in.weight"].shape[1])  # fmt: skip
-    raise ValueError(
-        "not a Wan2.2 VAE state dict: no encoder.conv1 / decoder.head.2 weights; pass Wan2.2_VAE.pth"
-    )
+    state = wan22_to_diffusers_keys(state)
+    try:
+        base = state["encoder.conv_in.weight"].shape[0]  # (C, 12, 3, 3, 3)
+        decoder_base = state["decoder.conv_out.weight"].shape[1]  # (12, D, 3, 3, 3)
+        z_dim = state["decoder.conv_in.weight"].shape[1]  # (4D, z, 3, 3, 3)
+    except KeyError as err:
+        raise ValueError(f"not a Wan2.2 VAE state dict: no {err}; pass Wan2.2_VAE.pth") from err
+    return WanVAEConfig(base_dim=base, decoder_base_dim=decoder_base, z_dim=z_dim)
 
 
 def frames_to_uint8(video: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from avtok.media_io.errors import MediaError
 from avtok.media_io.probe import container_duration, container_origin, open_container
+from avtok.media_io.tar_member import TarMember, media_path
 
 SEEK_MARGIN = 1.0  # seconds decoded before `start`, so audio interleaved ahead of video is not missed
 _MAX_BAD_PACKETS = 8  # undecodable packets tolerated (partial packets after a seek, a damaged tail)
@@ -195,7 +196,7 @@ def collect_audio(
 
 
 def read_audio(
-    path: str | Path,
+    path: str | Path | TarMember,
     *,
     start: float = 0.0,
     duration: float | None = None,
@@ -203,7 +204,7 @@ def read_audio(
     channels: int | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Decode audio ``[start, start + duration)`` -> (wave (C, N) float32 in [-1, 1], sample_rate)."""
-    path = Path(path)
+    path = media_path(path)
     with open_container(path) as container:
         check_span(path, start, duration, container_duration(container))
         if not container.streams.audio:

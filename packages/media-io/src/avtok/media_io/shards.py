@@ -107,7 +107,7 @@ def _write_shard(path: Path, jobs: list[tuple], cfg: WindowConfig, labels: list[
                     record["mel.npy"] = sample.mel.numpy()
                 sink.write(record)
                 count += 1
-    return count, reader.counters
+    return count, {**reader.counters, "windows_yielded": count}
 
 
 def _shard_jobs(plan: WindowPlan, split: str, shard_size: int) -> list[list[tuple]]:

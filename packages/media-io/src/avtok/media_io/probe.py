@@ -50,7 +50,7 @@ def check_file(path: str | Path | TarMember) -> Path | TarMember:
         )
     if not p.is_file():
         raise MediaError(
-            "is not a regular file; fix: pass a media file (use AVWindowDataset for folders)", path=p
+            "is not a regular file; fix: pass a media file (use WindowDataset for folders)", path=p
         )
     if p.stat().st_size == 0:
         raise MediaError("file is empty (0 bytes); fix: re-export the media or remove the file", path=p)

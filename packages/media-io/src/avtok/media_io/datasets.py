@@ -102,7 +102,7 @@ class WindowDataset(IterableDataset):
         seed: int = 0,
         shuffle: bool = True,
         buffer_size: int = 64,
-        chunk_windows: int = 8,
+        chunk_windows: int = 16,
         repeat: bool = False,
         rank: int | None = None,
         world_size: int | None = None,

@@ -6,7 +6,7 @@ written with ``webdataset.TarWriter`` (so any WebDataset reader can open them) a
 ``<split>-NNNNN.tar``; ``index.json`` beside them records the WindowConfig, each shard's sample count
 and split, and the planning/reading counts. :class:`~avtok.media_io.datasets.WindowDataset` reads them
 with the same sharding, shuffling and resume logic as raw media: a unit is a run of consecutive
-samples of one shard, located by reading tar headers only. Arrays are read with
+samples of one shard, read at byte offsets from the shard's tar headers (parsed once per worker). Arrays are read with
 ``allow_pickle=False`` (no pickle anywhere).
 """
 
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from avtok.media_io.errors import MediaError
 from avtok.media_io.sources import SHARD_INDEX, WindowShard, parse_source
-from avtok.media_io.tar_member import sample_key
+from avtok.media_io.tar_member import TarMember, list_members, sample_key
 from avtok.media_io.window_plan import DataStats, WindowConfig, WindowPlan, no_windows_error, plan_media
 from avtok.media_io.windows import UnitReader, WindowSample, make_sample
 
@@ -37,25 +37,31 @@ def _npy(data: bytes, path: str) -> torch.Tensor:
         raise MediaError(f"bad .npy member ({exc}); fix: re-write the shard", path=path) from exc
 
 
+@lru_cache(maxsize=8)
+def _samples_of(path: str) -> list[dict[str, TarMember]]:
+    """A shard's samples as {field: member} (headers parsed once per worker, not once per unit)."""
+    samples: list[dict[str, TarMember]] = []
+    key = None
+    for member in list_members(path):
+        k, fieldname = sample_key(member.name)
+        if k != key:
+            key = k
+            samples.append({})
+        samples[-1][fieldname] = member
+    return samples
+
+
 def read_shard_windows(shard: WindowShard, first: int, n: int, cfg: WindowConfig, labels: list[str]
                        ) -> list[WindowSample | None]:
-    """Samples ``first .. first+n-1`` of a window shard (tar headers are skipped over, not read)."""
-    groups: list[dict[str, bytes]] = []
-    with tarfile.open(str(shard.path), mode="r:") as tar:
-        key, current, index = None, {}, -1
-        for info in tar:
-            if not info.isfile():
-                continue
-            k, fieldname = sample_key(info.name)
-            if k != key:
-                key, index = k, index + 1
-                if index >= first + n:
-                    break
-                current = {}
-                if index >= first:
-                    groups.append(current)
-            if index >= first:
-                current[fieldname] = tar.extractfile(info).read()
+    """Samples ``first .. first+n-1`` of a window shard (read at their byte offsets)."""
+    groups = []
+    with open(shard.path, "rb") as fh:
+        for members in _samples_of(str(shard.path))[first : first + n]:
+            group = {}
+            for fieldname, member in members.items():
+                fh.seek(member.offset)
+                group[fieldname] = fh.read(member.size)
+            groups.append(group)
     label_ids = {name: i for i, name in enumerate(labels)}
     return [_sample(g, shard, cfg, label_ids) for g in groups] + [None] * (n - len(groups))
 

@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 
 import av
+
 from avtok.media_io import WindowConfig, WindowDataset, read_clip, sample_path, write_clip, write_shards
 
 
@@ -41,8 +42,15 @@ def make_clips(folder: Path, count: int, unique: int, seconds: float) -> list[Pa
         total = 60.0 if name == "concert" else 5.3
         start = (i * 7.3) % max(total - seconds, 0.1)
         size = (96 + 16 * (i % 3), 128 - 16 * (i % 2))
-        clip = read_clip(sample_path(name), start=start, duration=min(seconds, total - start), size=size,
-                         resize_mode="crop", sample_rate=22050 if i % 2 else 16000, channels=1 + i % 2)
+        clip = read_clip(
+            sample_path(name),
+            start=start,
+            duration=min(seconds, total - start),
+            size=size,
+            resize_mode="crop",
+            sample_rate=22050 if i % 2 else 16000,
+            channels=1 + i % 2,
+        )
         bases.append(write_clip(folder / f"clip{i:05d}.mp4", clip))
     for i in range(len(bases), count):
         shutil.copy(bases[i % len(bases)], folder / f"clip{i:05d}.mp4")
@@ -92,15 +100,23 @@ print(json.dumps({"rss_mb": int(hwm.split()[1]) / 1024, "windows": ds.num_window
 
 def consumer_rss(folder: Path, cfg: WindowConfig, workers: int, batches: int) -> dict:
     cfg_json = json.dumps({k: v for k, v in cfg.to_dict().items() if k != "mel"})
-    out = subprocess.run([sys.executable, "-c", CONSUMER, str(folder), cfg_json, str(workers), str(batches)],
-                         check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", CONSUMER, str(folder), cfg_json, str(workers), str(batches)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def target(name: str, value: float, goal: float, unit: str = "x", higher: bool = True) -> None:
     ok = value >= goal if higher else value <= goal
-    print(f"target {name}: {value:.3g}{unit} (goal {'>=' if higher else '<='} {goal:g}{unit}) "
-          f"{'met' if ok else 'missed'}", flush=True)
+    print(
+        f"target {name}: {value:.3g}{unit} (goal {'>=' if higher else '<='} {goal:g}{unit}) "
+        f"{'met' if ok else 'missed'}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -114,26 +130,41 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=8.0)
     ap.add_argument("--batches", type=int, default=30, help="batches the RSS consumer reads")
     args = ap.parse_args()
-    cfg = WindowConfig(window_frames=int(args.fps), fps=args.fps, size=args.size, sample_rate=16000, channels=1)
+    cfg = WindowConfig(
+        window_frames=int(args.fps), fps=args.fps, size=args.size, sample_rate=16000, channels=1
+    )
     with tempfile.TemporaryDirectory(prefix="avtok_bench_data_") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
         small = make_clips(root / "small", args.small, args.unique, args.seconds)
         make_clips(root / "large", args.large, args.unique, args.seconds)
-        print(f"made {args.small} + {args.large} clips of {args.seconds:g} s in {time.perf_counter() - t0:.1f} s "
-              f"(load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)", flush=True)
+        print(
+            f"made {args.small} + {args.large} clips of {args.seconds:g} s "
+            f"in {time.perf_counter() - t0:.1f} s "
+            f"(load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)",
+            flush=True,
+        )
         decode = decode_only(small) / cfg.window_seconds  # windows/s a decode-only loop would give
         raw = dataset_rate(root / "small", cfg, args.workers, 8)
-        print(f"decode-only {decode:.1f} windows/s (1 process); dataset {raw:.1f} windows/s "
-              f"({args.workers} workers, {args.size}px, {args.fps:g} fps)", flush=True)
+        print(
+            f"decode-only {decode:.1f} windows/s (1 process); dataset {raw:.1f} windows/s "
+            f"({args.workers} workers, {args.size}px, {args.fps:g} fps)",
+            flush=True,
+        )
         target("stream_vs_decode_per_worker", raw / max(args.workers, 1) / decode, 0.5)
-        write_shards(root / "small", root / "shards", cfg, shard_size=64, processes=args.workers, progress=False)
+        write_shards(
+            root / "small", root / "shards", cfg, shard_size=64, processes=args.workers, progress=False
+        )
         sharded = dataset_rate(root / "shards", cfg, args.workers, 8)
         print(f"shards {sharded:.1f} windows/s", flush=True)
         target("shards_vs_raw", sharded / raw, 5.0)
         rss = [consumer_rss(root / name, cfg, args.workers, args.batches) for name in ("small", "large")]
-        print(f"consumer peak RSS: {rss[0]['rss_mb']:.1f} MB ({rss[0]['windows']} windows, {args.small} clips) vs "
-              f"{rss[1]['rss_mb']:.1f} MB ({rss[1]['windows']} windows, {args.large} clips)", flush=True)
+        print(
+            f"consumer peak RSS: {rss[0]['rss_mb']:.1f} MB "
+            f"({rss[0]['windows']} windows, {args.small} clips) vs "
+            f"{rss[1]['rss_mb']:.1f} MB ({rss[1]['windows']} windows, {args.large} clips)",
+            flush=True,
+        )
         target("rss_growth", 100 * (rss[1]["rss_mb"] / rss[0]["rss_mb"] - 1), 10.0, unit="%", higher=False)
     print(f"max RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 import torch
+
 from avtok.media_io import (
     AVClip,
     MediaError,
@@ -24,7 +25,9 @@ def good_dir(tmp_path_factory, short_mp4):
     """Real clips: 6 s + 4 s concert cuts and the 5.3 s bigbuckbunny = 15 one-second windows."""
     root = tmp_path_factory.mktemp("good")
     shutil.copy(short_mp4, root / "a.mp4")
-    clip = read_clip(sample_path("concert"), start=40.0, duration=4.0, size=(48, 64), sample_rate=16000, channels=2)
+    clip = read_clip(
+        sample_path("concert"), start=40.0, duration=4.0, size=(48, 64), sample_rate=16000, channels=2
+    )
     (root / "sub").mkdir()
     write_clip(root / "sub" / "b.mp4", clip)
     shutil.copy(sample_path("bigbuckbunny"), root / "bunny.mp4")
@@ -44,6 +47,11 @@ def messy_dir(tmp_path_factory, good_dir, short_mp4):
     return root
 
 
+def _keys(batch):
+    pairs = zip(batch.source, batch.start, strict=True)
+    return [(s.rsplit("/", 1)[-1], round(float(t), 4)) for s, t in pairs]
+
+
 def _key(sample):
     return (sample.source.rsplit("/", 1)[-1], round(sample.start, 4))
 
@@ -58,7 +66,10 @@ def _all_windows(ds):
     out = []
     for i, item in enumerate(ds.plan.items):
         name = str(item.path).rsplit("/", 1)[-1]
-        out += [(name, round(float(ds.plan.first[i]) + k * ds.cfg.stride_seconds, 4)) for k in range(ds.plan.counts[i])]
+        out += [
+            (name, round(float(ds.plan.first[i]) + k * ds.cfg.stride_seconds, 4))
+            for k in range(ds.plan.counts[i])
+        ]
     return out
 
 
@@ -67,7 +78,7 @@ def test_ranks_and_workers_are_disjoint_and_cover_an_epoch(good_dir):
     for rank in range(2):
         ds = _dataset(good_dir, rank=rank, world_size=2, seed=3, buffer_size=4, chunk_windows=2)
         for batch in ds.loader(2, num_workers=2):
-            seen += [(s.rsplit("/", 1)[-1], round(float(t), 4)) for s, t in zip(batch.source, batch.start)]
+            seen += _keys(batch)
             assert batch.video.shape[1:] == (8, 32, 32, 3) and batch.audio.shape[1:] == (1, 8000)
     full = _all_windows(ds)
     assert len(full) == 15 and Counter(seen) == Counter(full)  # each window exactly once
@@ -86,8 +97,16 @@ def test_order_is_deterministic_and_shuffled(good_dir):
 def test_window_content_matches_a_direct_read(good_dir):
     ds = _dataset(good_dir, shuffle=False, chunk_windows=4)
     sample = list(ds.iter_worker(0, 1))[5]
-    direct = read_clip(sample.source, start=sample.start, duration=1.0, fps=8.0, size=32, resize_mode="crop",
-                       sample_rate=8000, channels=1)
+    direct = read_clip(
+        sample.source,
+        start=sample.start,
+        duration=1.0,
+        fps=8.0,
+        size=32,
+        resize_mode="crop",
+        sample_rate=8000,
+        channels=1,
+    )
     assert torch.equal(sample.video, direct.video)
     assert (sample.audio - direct.audio).abs().max() < 1e-4  # one read vs a seek: same samples
 
@@ -100,7 +119,9 @@ def test_exact_resume_of_the_data_stream(good_dir):
             loader.load_state_dict(state)
         keys = []
         for i, batch in enumerate(loader):
-            keys.append([(s.rsplit("/", 1)[-1], round(float(t), 4)) for s, t in zip(batch.source, batch.start)])
+            keys.append(
+                _keys(batch)
+            )
             if i + 1 == stop:
                 return keys, loader.state_dict()
         raise AssertionError("repeat=True never ends")
@@ -120,16 +141,22 @@ def test_bad_files_are_skipped_and_counted(messy_dir):
         ds = WindowDataset(messy_dir, **WINDOW, seed=0)
     reasons = {k.rsplit("/", 1)[-1]: v for k, v in ds.stats.skipped.items()}
     assert set(reasons) == {"empty.mp4", "notes.mp4", "silent.mp4"}
-    assert "empty" in reasons["empty.mp4"] and "not a" in reasons["notes.mp4"] and "no audio" in reasons["silent.mp4"]
+    assert (
+        "empty" in reasons["empty.mp4"]
+        and "not a" in reasons["notes.mp4"]
+        and "no audio" in reasons["silent.mp4"]
+    )
     assert ds.stats.files_found == 7 and ds.stats.files_used == 4 and ds.num_windows == 15 + 6
     loader = ds.loader(4, num_workers=2)  # the counts travel from the worker processes with the batches
-    keys = [k for b in loader for k in zip(b.source, b.start.tolist())]
+    keys = [k for b in loader for k in zip(b.source, b.start.tolist(), strict=True)]
     stats = loader.stats()
     assert stats.truncated_files == 1 and stats.files_failed == 1
     assert stats.windows_failed >= 2 and stats.windows_yielded + stats.windows_failed == ds.num_windows
     assert len(keys) == stats.windows_yielded and stats.metrics()["files_skipped"] == 3
     alone = _dataset(messy_dir / "truncated.mp4")
-    with pytest.warns(UserWarning, match=r"truncated: the video ends at [0-9.]+ s but its header says 6\.000 s"):
+    with pytest.warns(
+        UserWarning, match=r"truncated: the video ends at [0-9.]+ s but its header says 6\.000 s"
+    ):
         assert 1 <= len(list(alone.iter_worker(0, 1))) <= 5
 
 
@@ -146,8 +173,12 @@ def test_zero_usable_windows_is_an_error_naming_the_files(messy_dir, tmp_path):
 @pytest.fixture(scope="module")
 def short_audio_mp4(tmp_path_factory):
     """5 s of the concert whose audio track ends 0.75 s before its video (re-encoded)."""
-    clip = read_clip(sample_path("concert"), start=10.0, duration=5.0, size=(48, 48), sample_rate=16000, channels=1)
-    cut = AVClip(video=clip.video, audio=clip.audio[:, : round(4.25 * 16000)], fps=clip.fps, sample_rate=16000)
+    clip = read_clip(
+        sample_path("concert"), start=10.0, duration=5.0, size=(48, 48), sample_rate=16000, channels=1
+    )
+    cut = AVClip(
+        video=clip.video, audio=clip.audio[:, : round(4.25 * 16000)], fps=clip.fps, sample_rate=16000
+    )
     return write_clip(tmp_path_factory.mktemp("short_audio") / "short_audio.mp4", cut)
 
 

@@ -6,14 +6,21 @@ import warnings
 
 import pytest
 import torch
+from typer.testing import CliRunner
+
 from avtok.media_io import MediaError, WindowConfig, WindowDataset, sample_path, write_shards
 from avtok.media_io.cli import app
 from avtok.media_io.spectral import MelConfig
-from typer.testing import CliRunner
 
-CFG = WindowConfig(window_frames=8, fps=8.0, size=(32, 32), sample_rate=8000, channels=1,
-                   mel=MelConfig(sample_rate=8000, f_max=4000.0, n_fft=256, hop_length=64, win_length=256),
-                   holdout_seconds=2.0)
+CFG = WindowConfig(
+    window_frames=8,
+    fps=8.0,
+    size=(32, 32),
+    sample_rate=8000,
+    channels=1,
+    mel=MelConfig(sample_rate=8000, f_max=4000.0, n_fft=256, hop_length=64, win_length=256),
+    holdout_seconds=2.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +29,10 @@ def manifest(tmp_path_factory, short_mp4):
     shutil.copy(short_mp4, root / "a.mp4")
     shutil.copy(sample_path("bigbuckbunny"), root / "bunny.mp4")
     (root / "m.jsonl").write_text(
-        json.dumps({"path": "a.mp4", "caption": "band", "label": "music"}) + "\n"
-        + json.dumps({"path": "bunny.mp4", "caption": "rabbit", "label": "cartoon"}) + "\n"
+        json.dumps({"path": "a.mp4", "caption": "band", "label": "music"})
+        + "\n"
+        + json.dumps({"path": "bunny.mp4", "caption": "rabbit", "label": "cartoon"})
+        + "\n"
     )
     return root / "m.jsonl"
 
@@ -51,7 +60,9 @@ def test_shards_round_trip_the_raw_windows(manifest, shard_dir):
         for key, sample in got.items():
             assert torch.equal(sample.video, raw[key].video) and torch.equal(sample.audio, raw[key].audio)
             assert torch.equal(sample.mel, raw[key].mel) and sample.caption == raw[key].caption
-            assert shards.labels[sample.label] == raw[key].caption.replace("band", "music").replace("rabbit", "cartoon")
+            assert shards.labels[sample.label] == raw[key].caption.replace("band", "music").replace(
+                "rabbit", "cartoon"
+            )
 
 
 def test_shard_streams_are_disjoint_and_resumable(shard_dir):
@@ -69,9 +80,26 @@ def test_shards_refuse_other_window_settings(shard_dir):
 
 
 def test_shard_command(manifest, tmp_path):
-    result = CliRunner().invoke(app, ["shard", "--data", str(manifest), "--out", str(tmp_path / "o"), "--fps", "8",
-                                      "--size", "32", "--sample-rate", "8000", "--window-seconds", "1",
-                                      "--processes", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "shard",
+            "--data",
+            str(manifest),
+            "--out",
+            str(tmp_path / "o"),
+            "--fps",
+            "8",
+            "--size",
+            "32",
+            "--sample-rate",
+            "8000",
+            "--window-seconds",
+            "1",
+            "--processes",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -24,8 +24,8 @@ from avtok.media_io.samples import list_samples, sample_path
 from avtok.media_io.shards import write_shards
 from avtok.media_io.sources import MediaItem, Source, WindowShard, list_media, parse_source, read_manifest
 from avtok.media_io.spectral import MelConfig, MelNormalizer, log_mel, mel_basis, stft
-from avtok.media_io.vocoder import HifiGanVocoder, Vocoder, griffin_lim, load_vocoder, mel_to_wave
 from avtok.media_io.tar_member import TarMember
+from avtok.media_io.vocoder import HifiGanVocoder, Vocoder, griffin_lim, load_vocoder, mel_to_wave
 from avtok.media_io.window_plan import DataStats, WindowConfig
 from avtok.media_io.windows import WindowBatch, WindowSample, collate_windows
 from avtok.media_io.writing import write_clip

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
 from avtok.media_io.errors import MediaError
 from avtok.media_io.spectral import MelConfig
 from avtok.media_io.window_plan import WindowConfig
 
+_DATA_HELP = "file, folder, manifest, raw-media tar shards or sample:<name>; repeat for several"
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
@@ -31,22 +34,29 @@ def _size(text: str) -> tuple[int, int]:
 
 @app.command()
 def shard(
-    data: list[str] = typer.Option(..., "--data", help="file, folder, manifest (.csv/.jsonl/.parquet/.txt), "
-                                   "tar shards of raw media, or sample:<name>; repeat for several"),
-    out: Path = typer.Option(..., "--out", help="output folder (tar shards + index.json)"),
-    fps: float = typer.Option(16.0, help="frame rate of the windows"),
-    size: str = typer.Option("128", help="frame size: an int (square) or HxW"),
-    sample_rate: int = typer.Option(16000, "--sample-rate", help="audio sample rate"),
-    channels: int = typer.Option(1, help="audio channels"),
-    window_seconds: float = typer.Option(1.0, "--window-seconds", help="window length (rounded to frames)"),
-    stride_seconds: float | None = typer.Option(None, "--stride-seconds", help="hop (default: the window)"),
-    resize_mode: str = typer.Option("crop", help="crop (keep aspect, centre cut) or resize"),
-    mel: bool = typer.Option(False, help="also store each window's log-mel (HiFi-GAN parameters at this rate)"),
-    allow_silent: bool = typer.Option(False, help="keep files without audio (silent windows)"),
-    holdout_seconds: float = typer.Option(0.0, help="the last seconds of each file go to heldout-*.tar"),
-    holdout_fraction: float = typer.Option(0.0, help="this fraction of files goes to heldout-*.tar whole"),
-    shard_size: int = typer.Option(256, help="windows per shard"),
-    processes: int = typer.Option(max(1, (os.cpu_count() or 2) - 1), help="parallel shard writers"),
+    data: Annotated[list[str], typer.Option("--data", help=_DATA_HELP)],
+    out: Annotated[Path, typer.Option("--out", help="output folder (tar shards + index.json)")],
+    fps: Annotated[float, typer.Option(help="frame rate of the windows")] = 16.0,
+    size: Annotated[str, typer.Option(help="frame size: an int (square) or HxW")] = "128",
+    sample_rate: Annotated[int, typer.Option("--sample-rate", help="audio sample rate")] = 16000,
+    channels: Annotated[int, typer.Option(help="audio channels")] = 1,
+    window_seconds: Annotated[
+        float, typer.Option("--window-seconds", help="window length (in frames)")
+    ] = 1.0,
+    stride_seconds: Annotated[
+        float | None, typer.Option("--stride-seconds", help="hop (default: window)")
+    ] = None,
+    resize_mode: Annotated[str, typer.Option(help="crop (keep aspect, centre cut) or resize")] = "crop",
+    mel: Annotated[bool, typer.Option(help="also store each window's log-mel")] = False,
+    allow_silent: Annotated[bool, typer.Option(help="keep files without audio (silent windows)")] = False,
+    holdout_seconds: Annotated[
+        float, typer.Option(help="the last seconds of each file: heldout-*.tar")
+    ] = 0.0,
+    holdout_fraction: Annotated[float, typer.Option(help="this fraction of files: heldout-*.tar")] = 0.0,
+    shard_size: Annotated[int, typer.Option(help="windows per shard")] = 256,
+    processes: Annotated[int, typer.Option(help="parallel shard writers")] = max(
+        1, (os.cpu_count() or 2) - 1
+    ),
 ) -> None:
     """Decode every window of DATA once into WebDataset-style tar shards that WindowDataset reads."""
     from avtok.media_io.shards import write_shards
@@ -56,9 +66,17 @@ def shard(
     try:
         mel_cfg = MelConfig(sample_rate=sample_rate, f_max=min(8000.0, sample_rate / 2)) if mel else None
         cfg = WindowConfig(
-            window_frames=max(1, frames), fps=fps, size=_size(size), resize_mode=resize_mode,
-            sample_rate=sample_rate, channels=channels, stride_frames=stride, allow_silent=allow_silent,
-            mel=mel_cfg, holdout_seconds=holdout_seconds, holdout_fraction=holdout_fraction,
+            window_frames=max(1, frames),
+            fps=fps,
+            size=_size(size),
+            resize_mode=resize_mode,
+            sample_rate=sample_rate,
+            channels=channels,
+            stride_frames=stride,
+            allow_silent=allow_silent,
+            mel=mel_cfg,
+            holdout_seconds=holdout_seconds,
+            holdout_fraction=holdout_fraction,
         )
         index = write_shards(data, out, cfg, shard_size=shard_size, processes=processes, progress=True)
     except MediaError as exc:

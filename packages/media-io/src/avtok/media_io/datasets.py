@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
 from avtok.media_io.errors import MediaError
 from avtok.media_io.shards import check_shard_config, read_shard_windows
 from avtok.media_io.sources import Source, list_media, parse_source
@@ -39,7 +41,6 @@ from avtok.media_io.window_plan import (
     plan_shards,
 )
 from avtok.media_io.windows import UnitReader, WindowBatch, WindowSample, collate_windows
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 __all__ = ["WindowDataset", "WindowLoader", "list_media"]
 
@@ -113,8 +114,10 @@ class WindowDataset(IterableDataset):
             raise MediaError(f"pass config= or window fields {sorted(window_kwargs)}, not both")
         self.cfg = config or WindowConfig(**window_kwargs)
         if split not in ("train", "heldout", "all") or buffer_size < 1 or chunk_windows < 1:
-            raise MediaError(f"split={split!r}, buffer_size={buffer_size}, chunk_windows={chunk_windows}: "
-                             "fix: split train/heldout/all, positive sizes")
+            raise MediaError(
+                f"split={split!r}, buffer_size={buffer_size}, chunk_windows={chunk_windows}: "
+                "fix: split train/heldout/all, positive sizes"
+            )
         self.source = source if isinstance(source, Source) else parse_source(source)
         self.split, self.seed, self.shuffle, self.repeat = split, int(seed), shuffle, repeat
         self.buffer_size, self.epoch = (buffer_size if shuffle else 1), 0
@@ -125,7 +128,9 @@ class WindowDataset(IterableDataset):
             check_shard_config(self.source.shard_config, self.cfg, self.source.spec)
             self.plan, self.stats = plan_shards(self.source, split=split, chunk_windows=chunk_windows)
         else:
-            self.plan, self.stats = plan_media(self.source.items, self.cfg, split=split, chunk_windows=chunk_windows)
+            self.plan, self.stats = plan_media(
+                self.source.items, self.cfg, split=split, chunk_windows=chunk_windows
+            )
         if self.stats.skipped:
             lines = "\n".join(f"  {p}: {r}" for p, r in list(self.stats.skipped.items())[:20])
             warnings.warn(f"WindowDataset skipped {self.stats.files_skipped} file(s):\n{lines}", stacklevel=2)
@@ -164,12 +169,15 @@ class WindowDataset(IterableDataset):
                 return read_shard_windows(self.plan.shards[i], k0, n, self.cfg, self.plan.labels)
             except (MediaError, OSError, KeyError, ValueError) as exc:
                 reader.counters["windows_failed"] += n
-                warnings.warn(f"{self.plan.shards[i].path}: skipping {n} unreadable samples: {exc}", stacklevel=2)
+                warnings.warn(
+                    f"{self.plan.shards[i].path}: skipping {n} unreadable samples: {exc}", stacklevel=2
+                )
                 return [None] * n
         return reader.read(self.plan.items[i], float(self.plan.first[i]), k0, n)
 
-    def iter_worker(self, worker: int, total: int, *, epoch: int | None = None, start: int = 0
-                    ) -> Iterator[WindowSample]:
+    def iter_worker(
+        self, worker: int, total: int, *, epoch: int | None = None, start: int = 0
+    ) -> Iterator[WindowSample]:
         """The stream of global worker ``worker`` of ``total`` for one epoch, from pick ``start`` on."""
         epoch = self.epoch if epoch is None else epoch
         units = self.worker_units(worker, total, epoch)
@@ -252,11 +260,24 @@ class WindowLoader:
     call it on all ranks). ``stats()`` adds the workers' read counts to the planning counts.
     """
 
-    def __init__(self, dataset: WindowDataset, *, batch_size: int, num_workers: int = 0, drop_last: bool = False,
-                 pin_memory: bool = False, prefetch_factor: int | None = None, multiprocessing_context=None) -> None:
+    def __init__(
+        self,
+        dataset: WindowDataset,
+        *,
+        batch_size: int,
+        num_workers: int = 0,
+        drop_last: bool = False,
+        pin_memory: bool = False,
+        prefetch_factor: int | None = None,
+        multiprocessing_context=None,
+    ) -> None:
         self.dataset, self.batch_size, self.num_workers = dataset, batch_size, num_workers
-        self._kwargs = dict(drop_last=drop_last, pin_memory=pin_memory, prefetch_factor=prefetch_factor,
-                            multiprocessing_context=multiprocessing_context)
+        self._kwargs = dict(
+            drop_last=drop_last,
+            pin_memory=pin_memory,
+            prefetch_factor=prefetch_factor,
+            multiprocessing_context=multiprocessing_context,
+        )
         self._counts: dict[int, dict[str, int]] = {}  # this iteration's latest counts per worker
         self._done: dict[str, int] = {}  # counts of finished iterations
 
@@ -266,8 +287,13 @@ class WindowLoader:
 
     def __iter__(self) -> Iterator[WindowBatch]:
         self._fold_counts()
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                            collate_fn=collate_windows, **self._kwargs)
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_windows,
+            **self._kwargs,
+        )
         batches = 0
         for batch in loader:
             for worker, epoch, k in batch.positions:
@@ -292,8 +318,10 @@ class WindowLoader:
 
     def stats(self) -> DataStats:
         """Planning counts plus what this loader's workers read, failed and found truncated so far."""
-        stats = DataStats(**{k: v for k, v in vars(self.dataset.stats).items() if k != "skipped"},
-                          skipped=dict(self.dataset.stats.skipped))
+        stats = DataStats(
+            **{k: v for k, v in vars(self.dataset.stats).items() if k != "skipped"},
+            skipped=dict(self.dataset.stats.skipped),
+        )
         totals = dict(self._done)
         for counts in self._counts.values():
             for key, value in counts.items():

@@ -20,6 +20,8 @@ class MediaError(ValueError):
 class TruncatedMediaError(MediaError):
     """The file ends before its header says: ``ends_at`` seconds decoded, ``claimed`` in the header."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None, ends_at: float, claimed: float) -> None:
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, ends_at: float, claimed: float
+    ) -> None:
         self.ends_at, self.claimed = float(ends_at), float(claimed)
         super().__init__(message, path=path)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+
 from avtok.media_io.errors import MediaError
 from avtok.media_io.tar_member import TarMember
 

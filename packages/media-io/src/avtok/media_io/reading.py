@@ -32,6 +32,7 @@ import av
 import numpy as np
 import torch
 from av.video.reformatter import Interpolation, VideoReformatter
+
 from avtok.media_io.audio_stream import (
     SEEK_MARGIN,
     AudioCollector,
@@ -400,7 +401,9 @@ def _collect_audio_job(path, start, seconds, sample_rate, channels) -> AudioColl
     return collect_audio(path, start=start, seconds=seconds, sample_rate=sample_rate, channels=channels)
 
 
-def _assemble(path, sampler: _FrameSampler, audio: AudioCollector | None, start, claimed, sample_rate, channels):
+def _assemble(
+    path, sampler: _FrameSampler, audio: AudioCollector | None, start, claimed, sample_rate, channels
+):
     fps = sampler.fps
     got = sampler.count
     if got == 0 or (sampler.limit is not None and got < sampler.limit):

@@ -6,7 +6,8 @@ written with ``webdataset.TarWriter`` (so any WebDataset reader can open them) a
 ``<split>-NNNNN.tar``; ``index.json`` beside them records the WindowConfig, each shard's sample count
 and split, and the planning/reading counts. :class:`~avtok.media_io.datasets.WindowDataset` reads them
 with the same sharding, shuffling and resume logic as raw media: a unit is a run of consecutive
-samples of one shard, read at byte offsets from the shard's tar headers (parsed once per worker). Arrays are read with
+samples of one shard, read at byte offsets from the shard's tar headers (parsed once per worker).
+Arrays are read with
 ``allow_pickle=False`` (no pickle anywhere).
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from avtok.media_io.errors import MediaError
 from avtok.media_io.sources import SHARD_INDEX, WindowShard, parse_source
 from avtok.media_io.tar_member import TarMember, list_members, sample_key
@@ -51,8 +53,9 @@ def _samples_of(path: str) -> list[dict[str, TarMember]]:
     return samples
 
 
-def read_shard_windows(shard: WindowShard, first: int, n: int, cfg: WindowConfig, labels: list[str]
-                       ) -> list[WindowSample | None]:
+def read_shard_windows(
+    shard: WindowShard, first: int, n: int, cfg: WindowConfig, labels: list[str]
+) -> list[WindowSample | None]:
     """Samples ``first .. first+n-1`` of a window shard (read at their byte offsets)."""
     groups = []
     with open(shard.path, "rb") as fh:
@@ -72,8 +75,13 @@ def _sample(group: dict[str, bytes], shard: WindowShard, cfg: WindowConfig, labe
     mel = _npy(group["mel.npy"], where) if "mel.npy" in group else None
     label = meta.get("label")
     return make_sample(
-        _npy(group["video.npy"], where), _npy(group["audio.npy"], where), cfg, mel=mel,
-        start=meta.get("start", 0.0), source=meta.get("source", where), caption=meta.get("caption", ""),
+        _npy(group["video.npy"], where),
+        _npy(group["audio.npy"], where),
+        cfg,
+        mel=mel,
+        start=meta.get("start", 0.0),
+        source=meta.get("source", where),
+        caption=meta.get("caption", ""),
         label=label_ids.get(str(label), -1) if label is not None else -1,
     )
 
@@ -106,8 +114,12 @@ def _write_shard(path: Path, jobs: list[tuple], cfg: WindowConfig, labels: list[
                     "__key__": f"{key}-{k0 + k:05d}",
                     "video.npy": sample.video.numpy(),
                     "audio.npy": sample.audio.numpy(),
-                    "json": {"source": sample.source, "start": sample.start, "caption": sample.caption,
-                             "label": item.label},
+                    "json": {
+                        "source": sample.source,
+                        "start": sample.start,
+                        "caption": sample.caption,
+                        "label": item.label,
+                    },
                 }
                 if sample.mel is not None:
                     record["mel.npy"] = sample.mel.numpy()
@@ -118,7 +130,7 @@ def _write_shard(path: Path, jobs: list[tuple], cfg: WindowConfig, labels: list[
 
 def _shard_jobs(plan: WindowPlan, split: str, shard_size: int) -> list[list[tuple]]:
     shards, current, size = [], [], 0
-    for u, (i, k0, n) in enumerate(plan.units.tolist()):
+    for _u, (i, k0, n) in enumerate(plan.units.tolist()):
         current.append((plan.items[i], float(plan.first[i]), k0, n, f"{split}{i:07d}"))
         size += n
         if size >= shard_size:
@@ -127,8 +139,15 @@ def _shard_jobs(plan: WindowPlan, split: str, shard_size: int) -> list[list[tupl
     return shards + ([current] if current else [])
 
 
-def write_shards(data, out_dir: str | Path, cfg: WindowConfig, *, shard_size: int = 256, processes: int = 1,
-                 progress: bool = True) -> Path:
+def write_shards(
+    data,
+    out_dir: str | Path,
+    cfg: WindowConfig,
+    *,
+    shard_size: int = 256,
+    processes: int = 1,
+    progress: bool = True,
+) -> Path:
     """Decode every window of ``data`` (train and held-out splits) into tar shards under ``out_dir``,
     ``processes`` shards at a time; returns the path of ``index.json``."""
     from tqdm.auto import tqdm
@@ -144,13 +163,19 @@ def write_shards(data, out_dir: str | Path, cfg: WindowConfig, *, shard_size: in
         tasks += [(split, jobs) for jobs in _shard_jobs(plan, split, shard_size)]
     if not tasks:
         raise no_windows_error(source, "train", stats["train"])
-    names = [f"{split}-{sum(1 for s, _ in tasks[:i] if s == split):05d}.tar" for i, (split, _) in enumerate(tasks)]
+    names = [
+        f"{split}-{sum(1 for s, _ in tasks[:i] if s == split):05d}.tar" for i, (split, _) in enumerate(tasks)
+    ]
     counts, counters = [0] * len(tasks), DataStats()
     total = sum(n for _, jobs in tasks for *_, n, _k in jobs)
-    with ProcessPoolExecutor(max(1, processes)) as pool, tqdm(total=total, desc="shard", unit="win",
-                                                              disable=not progress) as bar:
-        futures = {pool.submit(_write_shard, out / name, jobs, cfg, labels): i
-                   for i, (name, (_, jobs)) in enumerate(zip(names, tasks))}
+    with (
+        ProcessPoolExecutor(max(1, processes)) as pool,
+        tqdm(total=total, desc="shard", unit="win", disable=not progress) as bar,
+    ):
+        futures = {
+            pool.submit(_write_shard, out / name, jobs, cfg, labels): i
+            for i, (name, (_, jobs)) in enumerate(zip(names, tasks, strict=True))
+        }
         for future in as_completed(futures):
             i = futures[future]
             counts[i], got = future.result()
@@ -162,7 +187,9 @@ def write_shards(data, out_dir: str | Path, cfg: WindowConfig, *, shard_size: in
         "config": cfg.to_dict(),
         "labels": labels,
         "source": source.spec,
-        "shards": [{"file": n, "count": c, "split": s} for n, c, (s, _) in zip(names, counts, tasks)],
+        "shards": [
+            {"file": n, "count": c, "split": s} for n, c, (s, _) in zip(names, counts, tasks, strict=True)
+        ],
         "stats": {split: asdict(st) for split, st in stats.items()},
         "read": counters.metrics(),
     }

@@ -25,9 +25,7 @@ from avtok.media_io.errors import MediaError
 from avtok.media_io.samples import sample_path
 from avtok.media_io.tar_member import TarMember, list_members, sample_key
 
-MEDIA_EXTENSIONS = frozenset(
-    ".mp4 .mkv .webm .avi .mpg .mpeg .mov .m4v .ogv .flv .wmv .3gp .ts .vob".split()
-)
+MEDIA_EXTENSIONS = frozenset(".mp4 .mkv .webm .avi .mpg .mpeg .mov .m4v .ogv .flv .wmv .3gp .ts .vob".split())
 MANIFEST_EXTENSIONS = frozenset({".csv", ".jsonl", ".parquet", ".txt", ".lst"})
 HELDOUT_SPLITS = frozenset({"heldout", "val", "valid", "validation", "test", "eval"})
 SHARD_INDEX = "index.json"
@@ -106,9 +104,7 @@ def _read_rows(path: Path) -> list[dict]:
     except Exception as exc:  # polars raises several error types for malformed files
         raise MediaError(f"cannot read the manifest ({exc}); fix: check its format", path=path) from exc
     if "path" not in frame.columns:
-        raise MediaError(
-            f"manifest has no 'path' column (columns: {frame.columns}); fix: add one", path=path
-        )
+        raise MediaError(f"manifest has no 'path' column (columns: {frame.columns}); fix: add one", path=path)
     return frame.to_dicts()
 
 
@@ -175,8 +171,12 @@ def _shard_index(folder: Path) -> Source:
             f"{SHARD_INDEX} has format {index.get('format')!r}; fix: re-write it with avtok-media-io shard",
             path=folder,
         )
-    shards = [WindowShard(path=folder / s["file"], count=int(s["count"]), split=s["split"]) for s in index["shards"]]
-    return Source(spec=str(folder), shards=shards, shard_config=index["config"], labels=index.get("labels", []))
+    shards = [
+        WindowShard(path=folder / s["file"], count=int(s["count"]), split=s["split"]) for s in index["shards"]
+    ]
+    return Source(
+        spec=str(folder), shards=shards, shard_config=index["config"], labels=index.get("labels", [])
+    )
 
 
 def _tars(spec: str, paths: list[Path]) -> Source:
@@ -186,7 +186,9 @@ def _tars(spec: str, paths: list[Path]) -> Source:
             raise MediaError("tar shard not found; fix: check the path or brace pattern", path=path)
         items, windows = _read_tar(path)
         if items and windows:
-            raise MediaError("shard mixes raw media and pre-extracted windows; fix: keep them apart", path=path)
+            raise MediaError(
+                "shard mixes raw media and pre-extracted windows; fix: keep them apart", path=path
+            )
         source.items += items
         if windows:
             source.shards.append(WindowShard(path=path, count=windows))

@@ -81,9 +81,7 @@ def list_members(tar_path: str | Path) -> list[TarMember]:
     """Regular-file members of an uncompressed tar, in file order (reads headers only)."""
     with tarfile.open(str(tar_path), mode="r:") as tar:
         return [
-            TarMember(str(tar_path), info.name, info.offset_data, info.size)
-            for info in tar
-            if info.isfile()
+            TarMember(str(tar_path), info.name, info.offset_data, info.size) for info in tar if info.isfile()
         ]
 
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 import numpy as np
+
 from avtok.media_io.errors import MediaError
 from avtok.media_io.probe import MediaInfo, probe
 from avtok.media_io.sources import MediaItem, Source, WindowShard
@@ -59,7 +60,8 @@ class WindowConfig:
         bad = self.window_frames < 1 or self.fps <= 0 or (self.stride_frames or 1) < 1
         if bad or self.sample_rate < 1 or not 0 <= self.holdout_fraction < 1 or self.holdout_seconds < 0:
             raise MediaError(
-                f"WindowConfig: bad values {self}; fix: positive window_frames/fps/stride_frames/sample_rate, "
+                f"WindowConfig: bad values {self}; fix: positive window_frames/fps/stride_frames/"
+                "sample_rate, "
                 "holdout_seconds >= 0, 0 <= holdout_fraction < 1"
             )
         if self.mel is not None and self.mel.sample_rate != self.sample_rate:
@@ -168,7 +170,9 @@ def _span(item: MediaItem, info: MediaInfo, cfg: WindowConfig, stats: DataStats)
         stats.audio_trimmed_files += 1
         log.info(
             "%s: audio ends at %.3f s, %.3f s before the video; using the common span",
-            item.path, info.audio_duration, end - info.audio_duration,
+            item.path,
+            info.audio_duration,
+            end - info.audio_duration,
         )
         end = info.audio_duration
     if item.end is not None:
@@ -207,13 +211,16 @@ def _item_windows(item, info, cfg: WindowConfig, split: Split, stats: DataStats)
     length = end - begin
     n = math.floor((length - cfg.window_seconds) / cfg.stride_seconds + 1e-6) + 1 if length > 0 else 0
     if length < cfg.window_seconds - 1e-6 or n < 1:
-        stats.skip(str(item.path), f"too short ({max(length, 0):.2f} s < one {cfg.window_seconds:.2f} s window)")
+        stats.skip(
+            str(item.path), f"too short ({max(length, 0):.2f} s < one {cfg.window_seconds:.2f} s window)"
+        )
         return None
     return begin, n
 
 
-def plan_media(items: list[MediaItem], cfg: WindowConfig, *, split: Split, chunk_windows: int,
-               threads: int = 4) -> tuple[WindowPlan, DataStats]:
+def plan_media(
+    items: list[MediaItem], cfg: WindowConfig, *, split: Split, chunk_windows: int, threads: int = 4
+) -> tuple[WindowPlan, DataStats]:
     """Probe every item (``threads`` at a time) and plan its windows in ``split``."""
     stats = DataStats(files_found=len(items))
     with ThreadPoolExecutor(max(1, min(threads, len(items)))) as pool:
@@ -221,7 +228,7 @@ def plan_media(items: list[MediaItem], cfg: WindowConfig, *, split: Split, chunk
     labels = sorted({it.label for it in items if it.label is not None})
     plan = WindowPlan(kind="media", labels=labels)
     first, counts = [], []
-    for item, info in zip(items, infos):
+    for item, info in zip(items, infos, strict=True):
         if isinstance(info, str):
             stats.skip(str(item.path), info)
         elif not info.has_video:
@@ -246,7 +253,9 @@ def plan_shards(source: Source, *, split: Split, chunk_windows: int) -> tuple[Wi
     plan = WindowPlan(kind="shards", shards=wanted, labels=list(source.labels))
     plan.counts = np.asarray([s.count for s in wanted], np.int64)
     plan.units = _chunk(plan.counts, chunk_windows)
-    stats = DataStats(files_found=len(source.shards), files_used=len(wanted), windows_planned=plan.num_windows)
+    stats = DataStats(
+        files_found=len(source.shards), files_used=len(wanted), windows_planned=plan.num_windows
+    )
     return plan, stats
 
 
@@ -256,5 +265,6 @@ def no_windows_error(source: Source, split: Split, stats: DataStats) -> MediaErr
     more = f" (+{stats.files_skipped - 20} more)" if stats.files_skipped > 20 else ""
     return MediaError(
         f"data source {source.spec!r} has no usable {split} windows ({stats.files_found} files found): "
-        f"{reasons or 'no files'}{more}; fix: check the files, window length, allow_silent and hold-out settings"
+        f"{reasons or 'no files'}{more}; fix: check the files, window length, allow_silent and "
+        "hold-out settings"
     )

@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
+
 from avtok.media_io.clip import AVClip
 from avtok.media_io.errors import MediaError, TruncatedMediaError
 from avtok.media_io.reading import read_clip
@@ -40,8 +41,12 @@ class WindowSample:
 
     def clip(self) -> AVClip:
         return AVClip(
-            video=self.video, audio=self.audio, fps=self.fps, sample_rate=self.sample_rate,
-            start=self.start, source=self.source,
+            video=self.video,
+            audio=self.audio,
+            fps=self.fps,
+            sample_rate=self.sample_rate,
+            start=self.start,
+            source=self.source,
         )
 
 
@@ -73,7 +78,7 @@ class WindowBatch:
     def clips(self) -> list[AVClip]:
         return [
             AVClip(video=v, audio=a, fps=self.fps, sample_rate=self.sample_rate, start=float(s), source=src)
-            for v, a, s, src in zip(self.video, self.audio, self.start, self.source)
+            for v, a, s, src in zip(self.video, self.audio, self.start, self.source, strict=True)
         ]
 
 
@@ -97,20 +102,36 @@ def collate_windows(samples: list[WindowSample]) -> WindowBatch:
     )
 
 
-def make_sample(video, audio, cfg: WindowConfig, *, start, source, caption="", label=-1, mel=None) -> WindowSample:
+def make_sample(
+    video, audio, cfg: WindowConfig, *, start, source, caption="", label=-1, mel=None
+) -> WindowSample:
     """A WindowSample, computing the log-mel when the config asks for it and none is given."""
     if cfg.mel is not None and mel is None:
         mel = log_mel(audio.mean(0), cfg.mel)  # (n_mels, F)
     return WindowSample(
-        video=video, audio=audio, mel=mel, fps=cfg.fps, sample_rate=cfg.sample_rate,
-        start=float(start), source=source, caption=caption, label=label,
+        video=video,
+        audio=audio,
+        mel=mel,
+        fps=cfg.fps,
+        sample_rate=cfg.sample_rate,
+        start=float(start),
+        source=source,
+        caption=caption,
+        label=label,
     )
 
 
 def _read(item: MediaItem, cfg: WindowConfig, start: float, duration: float) -> AVClip:
     return read_clip(
-        item.path, start=start, duration=duration, fps=cfg.fps, size=cfg.size, resize_mode=cfg.resize_mode,
-        sample_rate=cfg.sample_rate, channels=cfg.channels, allow_silent=cfg.allow_silent,
+        item.path,
+        start=start,
+        duration=duration,
+        fps=cfg.fps,
+        size=cfg.size,
+        resize_mode=cfg.resize_mode,
+        sample_rate=cfg.sample_rate,
+        channels=cfg.channels,
+        allow_silent=cfg.allow_silent,
     )
 
 
@@ -162,8 +183,14 @@ class UnitReader:
             cut = [self._single(item, t0 + k * cfg.stride_seconds) for k in range(n)]
         label = self.label_ids.get(item.label, -1) if item.label is not None else -1
         return [
-            None if c is None else make_sample(
-                *c, cfg, start=t0 + k * cfg.stride_seconds, source=str(item.path), caption=item.caption,
+            None
+            if c is None
+            else make_sample(
+                *c,
+                cfg,
+                start=t0 + k * cfg.stride_seconds,
+                source=str(item.path),
+                caption=item.caption,
                 label=label,
             )
             for k, c in enumerate(cut)

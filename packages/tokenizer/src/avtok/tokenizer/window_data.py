@@ -124,13 +124,20 @@ def sample_windows(data: str, config: WindowConfig, *, count: int, seed: int) ->
 
 def heldout_windows(data: str, config: WindowConfig, *, holdout_seconds: float) -> list[WindowSample]:
     """Every held-out window in file order (the last ``holdout_seconds`` of each file); without a
-    hold-out, the first training window (so the evaluation still has something to score)."""
-    if holdout_seconds <= 0:
+    held-out window (no hold-out, or tails shorter than a window), the first training window (so the
+    evaluation still has something to score)."""
+    ds = None
+    if holdout_seconds > 0:
+        try:
+            ds = _dataset(data, config, split="heldout", seed=0, shuffle=False, repeat=False, readers=1,
+                          rank=0, world_size=1)
+        except MediaError:  # every held-out tail is shorter than one window
+            log.warning("%s: no held-out window of %.2f s; scoring the first training window", data,
+                        config.window_seconds)
+    if ds is None:
         ds = _dataset(data, config, split="train", seed=0, shuffle=False, repeat=False, readers=1,
                       rank=0, world_size=1)
         return [next(iter(ds.iter_worker(0, 1)))]
-    ds = _dataset(data, config, split="heldout", seed=0, shuffle=False, repeat=False, readers=1,
-                  rank=0, world_size=1)
     return list(ds.iter_worker(0, 1))
 
 

@@ -10,9 +10,9 @@ weights — the weights every held-out evaluation during training scored. With `
 schedule of each stage ends where its share of the budget runs out (``TrainConfig.anneal_to_budget``).
 
 Multi-process: under ``torchrun --nproc-per-node N`` the driver joins the process group
-(``init_distributed``: gloo on CPU, nccl on CUDA, one GPU per local rank), every loader splits the global
-``batch_size`` over the ranks (rank r takes its slice of the same shuffled batch, so N ranks see exactly
-what one process sees), the runtime wraps the model in DDP, and rank 0 alone writes checkpoints, stage
+(``init_distributed``: gloo on CPU, nccl on CUDA, one GPU per local rank), the recipes stream their windows
+through :mod:`avtok.tokenizer.window_data` (each rank decodes its own readers' files; with a fixed
+``data_readers`` N ranks see exactly what one process sees), the runtime wraps the model in DDP, and rank 0 alone writes checkpoints, stage
 markers and logs. A single process without torchrun's variables runs undistributed.
 """
 

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import av
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 from avtok.media_io.clip import AVClip
 from avtok.media_io.errors import MediaError
 from avtok.media_io.probe import MediaInfo, container_origin, open_container, probe
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
 from avtok.media_io.reading import read_clip
 
 MEDIA_EXTENSIONS = frozenset(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-
 from avtok.media_io.errors import MediaError
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
 
 # FFmpeg demuxers that accept almost any file (e.g. "tty" renders a .txt as ANSI art video).
 _TEXT_DEMUXERS = frozenset({"tty", "ansi", "bin", "idf", "adf", "xbin"})

@@ -26,10 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import av
 import numpy as np
 import torch
-from av.video.reformatter import Interpolation, VideoReformatter
 
 from avtok.media_io.audio_stream import (
     SEEK_MARGIN,
@@ -43,6 +41,7 @@ from avtok.media_io.audio_stream import (
 from avtok.media_io.clip import AVClip
 from avtok.media_io.errors import MediaError
 from avtok.media_io.probe import container_duration, container_origin, open_container, scan_duration
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
 
 SILENT_SAMPLE_RATE = 22050  # silent audio rate when the file has none and sample_rate is not given
 _MAX_SIDE = 8192
@@ -83,6 +82,8 @@ class _FrameConverter:
     mode: ResizeMode
 
     def __post_init__(self) -> None:
+        from av.video.reformatter import Interpolation, VideoReformatter  # PyAV only once media is decoded
+
         h, w = self.src_hw
         self._reformatter = VideoReformatter()
         if self.size is None:

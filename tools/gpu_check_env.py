@@ -22,8 +22,21 @@ BF16_PEAK = (
     ("L40S", 362e12),
     ("B200", 2250e12),
 )
-VERSIONS = ("torch", "torchaudio", "triton", "numpy", "numba", "numba-cuda", "cupy-cuda13x", "cupy-cuda12x",
-            "transformers", "einops", "safetensors", "pytest", "vector-quantize-pytorch")
+VERSIONS = (
+    "torch",
+    "torchaudio",
+    "triton",
+    "numpy",
+    "numba",
+    "numba-cuda",
+    "cupy-cuda13x",
+    "cupy-cuda12x",
+    "transformers",
+    "einops",
+    "safetensors",
+    "pytest",
+    "vector-quantize-pytorch",
+)
 
 
 def spec_peak_bf16(name: str) -> float | None:
@@ -62,14 +75,16 @@ def environment(*, dry: bool, missing: tuple[str, ...]) -> dict:
     if dry or not torch.cuda.is_available():
         return data
     props = torch.cuda.get_device_properties(0)
-    data.update({
-        "device": props.name,
-        "capability": f"{props.major}.{props.minor}",
-        "memory_gib": round(props.total_memory / 2**30, 1),
-        "multiprocessors": props.multi_processor_count,
-        "bf16_spec_peak_tflops": (spec_peak_bf16(props.name) or 0) / 1e12 or None,
-        "bf16_matmul_tflops_measured": round(_matmul_tflops(), 1),
-    })
+    data.update(
+        {
+            "device": props.name,
+            "capability": f"{props.major}.{props.minor}",
+            "memory_gib": round(props.total_memory / 2**30, 1),
+            "multiprocessors": props.multi_processor_count,
+            "bf16_spec_peak_tflops": (spec_peak_bf16(props.name) or 0) / 1e12 or None,
+            "bf16_matmul_tflops_measured": round(_matmul_tflops(), 1),
+        }
+    )
     return data
 
 
@@ -83,30 +98,44 @@ def check_imports(modules: tuple[str, ...]) -> dict:
             failed[name] = f"{type(err).__name__}: {err}"
     loaded = sorted(m for m in sys.modules if m.startswith("avtok."))
     if failed:
-        raise RuntimeError("modules that do not import: " + "; ".join(f"{k} ({v})" for k, v in failed.items()))
+        raise RuntimeError(
+            "modules that do not import: " + "; ".join(f"{k} ({v})" for k, v in failed.items())
+        )
     return {"checked": list(modules), "avtok_modules_loaded": len(loaded)}
 
 
-GPU_TARGETS = ("fsq_gpu_forward_vs_vqpytorch", "fsq_gpu_forward_bandwidth", "gram_cuda_fwd_bwd_vs_matmul",
-               "gram_cuda_rel_error")
+GPU_TARGETS = (
+    "fsq_gpu_forward_vs_vqpytorch",
+    "fsq_gpu_forward_bandwidth",
+    "gram_cuda_fwd_bwd_vs_matmul",
+    "gram_cuda_rel_error",
+)
 
 
 def kernel_benchmarks(*, dry: bool, repeats: int = 7) -> dict:
     """bench_kernels' GPU runs: FSQ (64, 4096, 48), Gram at batch 4, packed attention over 16k tokens."""
     bench = importlib.import_module("bench_kernels")  # tools/ is on the part's path
-    calls = {"fsq": (bench.bench_fsq, ("device", "shape", "repeats")),
-             "gram": (bench.bench_gram, ("device", "batch", "repeats")),
-             "attention": (bench.bench_attention, ("device", "total", "repeats", "compile_flex"))}
+    calls = {
+        "fsq": (bench.bench_fsq, ("device", "shape", "repeats")),
+        "gram": (bench.bench_gram, ("device", "batch", "repeats")),
+        "attention": (bench.bench_attention, ("device", "total", "repeats", "compile_flex")),
+    }
     for key, (fn, params) in calls.items():  # the dry run checks the benchmark's interface did not drift
         got = tuple(inspect.signature(fn).parameters)
         if got != params:
             raise RuntimeError(f"tools/bench_kernels.py: bench_{key}{got} changed; expected {params}")
     if dry:
-        return {"targets_expected": list(GPU_TARGETS), "vq_available": importlib.util.find_spec(
-            "vector_quantize_pytorch") is not None}
+        return {
+            "targets_expected": list(GPU_TARGETS),
+            "vq_available": importlib.util.find_spec("vector_quantize_pytorch") is not None,
+        }
     cuda = torch.device("cuda")
     targets = bench.bench_fsq(cuda, (64, 4096, 48), repeats)
     targets += bench.bench_gram(cuda, 4, repeats)
     bench.bench_attention(cuda, 16384, repeats, False)
-    return {"targets": [{"name": t.name, "measured": t.measured, "goal": t.goal, "unit": t.unit,
-                         "line": t.line()} for t in targets]}
+    return {
+        "targets": [
+            {"name": t.name, "measured": t.measured, "goal": t.goal, "unit": t.unit, "line": t.line()}
+            for t in targets
+        ]
+    }

@@ -23,8 +23,11 @@ def junit_outcomes(path: Path) -> list[dict]:
             node = case.find(tag)
             if node is not None:
                 outcome = "failed" if tag == "failure" else tag
-                message = (node.get("message") or node.text or "").strip().splitlines()[0][:300] if (
-                    node.get("message") or node.text) else ""
+                message = (
+                    (node.get("message") or node.text or "").strip().splitlines()[0][:300]
+                    if (node.get("message") or node.text)
+                    else ""
+                )
                 break
         out.append({"id": name, "outcome": outcome, "message": message})
     return out
@@ -32,8 +35,11 @@ def junit_outcomes(path: Path) -> list[dict]:
 
 def verbose_outcomes(log: str) -> list[dict]:
     """The same from ``pytest -v`` lines, for a run stopped before it wrote its XML."""
-    return [{"id": m[1], "outcome": m[2].lower(), "message": ""} for m in map(_VERBOSE.match, log.splitlines())
-            if m]
+    return [
+        {"id": m[1], "outcome": m[2].lower(), "message": ""}
+        for m in map(_VERBOSE.match, log.splitlines())
+        if m
+    ]
 
 
 def _targets(parts: dict[str, dict], dry: bool) -> list[str]:
@@ -41,8 +47,11 @@ def _targets(parts: dict[str, dict], dry: bool) -> list[str]:
     if bench and bench["data"].get("targets"):
         lines = [t["line"] for t in bench["data"]["targets"]]
         seen = {t["name"] for t in bench["data"]["targets"]}
-        return lines + [f"target {n}: not measured (missing from the benchmark's output)" for n in GPU_TARGETS
-                        if n not in seen]
+        return lines + [
+            f"target {n}: not measured (missing from the benchmark's output)"
+            for n in GPU_TARGETS
+            if n not in seen
+        ]
     why = "dry run (no CUDA)" if dry else f"bench part {bench['status'] if bench else 'not run'}"
     return [f"target {n}: not measured ({why})" for n in GPU_TARGETS]
 
@@ -57,15 +66,22 @@ def _md_table(rows: list[dict], cols: list[str]) -> list[str]:
 def _markdown(summary: dict) -> str:
     parts = {p["name"]: p for p in summary["parts"]}
     env = parts.get("env", {}).get("data", {})
-    lines = [f"# avtok GPU check — {summary['date']}", "",
-             f"mode: {'dry run (CPU)' if summary['dry_run'] else 'device'}; device: {env.get('device', '-')}; "
-             f"python {env.get('python', '-')}; torch {env.get('versions', {}).get('torch', '-')} "
-             f"(CUDA {env.get('torch_cuda', '-')}); bf16 matmul measured: "
-             f"{env.get('bf16_matmul_tflops_measured', '-')} TFLOP/s, spec peak "
-             f"{env.get('bf16_spec_peak_tflops', '-')} TFLOP/s", "",
-             "## Parts", ""]
-    lines += _md_table([{**p, "error": p["error"].splitlines()[-1] if p["error"] else ""}
-                        for p in summary["parts"]], ["name", "status", "seconds", "budget_s", "error"])
+    lines = [
+        f"# avtok GPU check — {summary['date']}",
+        "",
+        f"mode: {'dry run (CPU)' if summary['dry_run'] else 'device'}; device: {env.get('device', '-')}; "
+        f"python {env.get('python', '-')}; torch {env.get('versions', {}).get('torch', '-')} "
+        f"(CUDA {env.get('torch_cuda', '-')}); bf16 matmul measured: "
+        f"{env.get('bf16_matmul_tflops_measured', '-')} TFLOP/s, spec peak "
+        f"{env.get('bf16_spec_peak_tflops', '-')} TFLOP/s",
+        "",
+        "## Parts",
+        "",
+    ]
+    lines += _md_table(
+        [{**p, "error": p["error"].splitlines()[-1] if p["error"] else ""} for p in summary["parts"]],
+        ["name", "status", "seconds", "budget_s", "error"],
+    )
     lines += ["", "## Targets", "", *[f"- `{t}`" for t in summary["targets"]], ""]
     tests = parts.get("tests", {}).get("data", {})
     if tests.get("tests"):
@@ -75,9 +91,21 @@ def _markdown(summary: dict) -> str:
         lines += ["## GPU tests (collected)", "", *[f"- `{t}`" for t in tests["collected"]]]
     thr = parts.get("throughput", {}).get("data", {})
     lines += ["", "## bf16 training-step throughput", ""]
-    lines += _md_table(thr.get("rows", []), ["family", "preset", "input", "params_m", "tokens_per_step",
-                                              "step_ms", "tokens_per_s", "tflops", "peak_fraction",
-                                              "peak_memory_gib"])
+    lines += _md_table(
+        thr.get("rows", []),
+        [
+            "family",
+            "preset",
+            "input",
+            "params_m",
+            "tokens_per_step",
+            "step_ms",
+            "tokens_per_s",
+            "tflops",
+            "peak_fraction",
+            "peak_memory_gib",
+        ],
+    )
     lines += [f"- error: {e}" for e in thr.get("errors", [])]
     smoke = parts.get("smoke", {}).get("data", {})
     lines += ["", "## Main-job smoke (synthetic clips)", "", "```", json.dumps(smoke)[:3000], "```"]
@@ -90,8 +118,13 @@ def write_summary(parts: list[dict], *, out: Path, work: Path, dry: bool, wheels
     tests = by_name.get("tests")
     if tests and not tests["data"].get("tests") and (work / "pytest.log").is_file() and not dry:
         tests["data"]["tests"] = verbose_outcomes((work / "pytest.log").read_text(errors="replace"))
-    summary = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "dry_run": dry,
-               "parts": parts, "targets": _targets(by_name, dry), "wheels": wheels}
+    summary = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "dry_run": dry,
+        "parts": parts,
+        "targets": _targets(by_name, dry),
+        "wheels": wheels,
+    }
     (out / "gpu_check.json").write_text(json.dumps(summary, indent=1, default=str))
     (out / "gpu_check.md").write_text(_markdown(summary))
     logs = [f"===== {p.stem}\n{p.read_text(errors='replace')}" for p in sorted(work.glob("*.log"))]

@@ -48,11 +48,20 @@ def _synthetic_prepare(cfg):
     from avtok.tokenizer.av.config import resolve_av_config
 
     c = resolve_av_config(cfg.preset)
-    clips = [synthetic_clip(c.frames, (c.height, c.width), c.fps, MelConfig().sample_rate, s) for s in range(8)]
+    clips = [
+        synthetic_clip(c.frames, (c.height, c.width), c.fps, MelConfig().sample_rate, s) for s in range(8)
+    ]
     tv, tw, tm = recipe.window_tensors(clips[:6], c.num_samples)
     hv, _, hm = recipe.window_tensors(clips[6:], c.num_samples)
-    return recipe.AVContext(train_video=tv, train_wave=tw, train_mel=tm, held_out=clips[6:], held_video=hv,
-                            held_mel=hm, held_clips=[])
+    return recipe.AVContext(
+        train_video=tv,
+        train_wave=tw,
+        train_mel=tm,
+        held_out=clips[6:],
+        held_video=hv,
+        held_mel=hm,
+        held_clips=[],
+    )
 
 
 def train_tokenizer_synthetic(job, *, device: str, steps: int, workdir: Path) -> dict:
@@ -62,11 +71,26 @@ def train_tokenizer_synthetic(job, *, device: str, steps: int, workdir: Path) ->
     from avtok.tokenizer.recipes import RunConfig
     from avtok.tokenizer.runner import train_tokenizer
 
-    run = RunConfig(family="av", preset=job.tokenizer, schedule="vfal", data="synthetic", max_steps=steps,
-                    batch_size=job.tokenizer_batch, warmup_steps=1, eval_every=10**6, eval_windows=2,
-                    perceptual=False, mrstft=False, checkpoint_dir=workdir / "tokenizer", device=device,
-                    artifacts=False, progress=False)
-    synthetic = types.SimpleNamespace(**{k: getattr(recipe, k) for k in dir(recipe) if not k.startswith("__")})
+    run = RunConfig(
+        family="av",
+        preset=job.tokenizer,
+        schedule="vfal",
+        data="synthetic",
+        max_steps=steps,
+        batch_size=job.tokenizer_batch,
+        warmup_steps=1,
+        eval_every=10**6,
+        eval_windows=2,
+        perceptual=False,
+        mrstft=False,
+        checkpoint_dir=workdir / "tokenizer",
+        device=device,
+        artifacts=False,
+        progress=False,
+    )
+    synthetic = types.SimpleNamespace(
+        **{k: getattr(recipe, k) for k in dir(recipe) if not k.startswith("__")}
+    )
     synthetic.prepare = _synthetic_prepare
     saved = families.FAMILIES["av"]
     families.FAMILIES["av"] = synthetic  # the job's driver, with the data step swapped for synthetic clips
@@ -78,9 +102,12 @@ def train_tokenizer_synthetic(job, *, device: str, steps: int, workdir: Path) ->
     recon = AVClipReconstructor(model.eval(), vocoder="griffinlim")  # HiFi-GAN's weights are not there
     rec = recon.reconstruct(ctx.held_out[0])
     err = (rec.video.float() - ctx.held_out[0].video.float()).abs().mean().item() / 255
-    return {"stages": [{"name": r.name, "steps": r.steps} for r in results],
-            "model_device": str(next(model.parameters()).device), "heldout_video_mae": round(err, 4),
-            "finite": bool(torch.isfinite(rec.audio).all())}
+    return {
+        "stages": [{"name": r.name, "steps": r.steps} for r in results],
+        "model_device": str(next(model.parameters()).device),
+        "heldout_video_mae": round(err, 4),
+        "finite": bool(torch.isfinite(rec.audio).all()),
+    }
 
 
 @dataclass
@@ -111,25 +138,48 @@ def train_generator_synthetic(job, *, device: str, steps: int, workdir: Path) ->
 
     codec = PooledAVLatents(job.latents)
     c = codec.cfg
-    clips = [synthetic_clip(codec.spec.video_frames, (c.size, c.size), c.fps, MelConfig().sample_rate, s)
-             for s in range(8)]
+    clips = [
+        synthetic_clip(codec.spec.video_frames, (c.size, c.size), c.fps, MelConfig().sample_rate, s)
+        for s in range(8)
+    ]
     encoder = FixedText(dim=384)
     items = latent_dataset(clips, codec, encoder.encode(["a synthetic clip"] * len(clips)))
     torch.manual_seed(0)
     model = TwinDiT(build_config(job.generator, text_dim=encoder.dim, **job.generator_overrides)).to(device)
-    cfg = TrainConfig(lr=job.generator_lr, min_lr=job.generator_lr / 10, warmup_steps=1, max_steps=steps,
-                      ema_decay=None, weight_decay=0.0, checkpoint_dir=workdir / "generator", progress=False,
-                      log_every=max(1, steps // 4))
-    summary = train_generator(model, items, cfg, fm=FlowMatchingConfig(task_probs=(0.5, 0.5, 0.0),
-                              text_dropout=0.0), spec=codec.spec, batch_size=job.generator_batch,
-                              device=device)
+    cfg = TrainConfig(
+        lr=job.generator_lr,
+        min_lr=job.generator_lr / 10,
+        warmup_steps=1,
+        max_steps=steps,
+        ema_decay=None,
+        weight_decay=0.0,
+        checkpoint_dir=workdir / "generator",
+        progress=False,
+        log_every=max(1, steps // 4),
+    )
+    summary = train_generator(
+        model,
+        items,
+        cfg,
+        fm=FlowMatchingConfig(task_probs=(0.5, 0.5, 0.0), text_dropout=0.0),
+        spec=codec.spec,
+        batch_size=job.generator_batch,
+        device=device,
+    )
     pipe = OviPipeline(model, codec, encoder)
     with torch.no_grad():
-        out = pipe.generate(["a", "b"], task="t2av", seeds=[1, 2],
-                            cfg=SamplerConfig(steps=4, solver="unipc", shift=3.0, cfg_video=1.0, cfg_audio=1.0))
-    return {"steps": summary.steps, "final_loss": summary.last_metrics.get("train/loss"),
-            "samples": [list(o.video.shape) for o in out],
-            "finite": all(bool(torch.isfinite(o.audio).all()) for o in out)}
+        out = pipe.generate(
+            ["a", "b"],
+            task="t2av",
+            seeds=[1, 2],
+            cfg=SamplerConfig(steps=4, solver="unipc", shift=3.0, cfg_video=1.0, cfg_audio=1.0),
+        )
+    return {
+        "steps": summary.steps,
+        "final_loss": summary.last_metrics.get("train/loss"),
+        "samples": [list(o.video.shape) for o in out],
+        "finite": all(bool(torch.isfinite(o.audio).all()) for o in out),
+    }
 
 
 def smoke(*, dry: bool, workdir: Path) -> dict:

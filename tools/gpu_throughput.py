@@ -4,7 +4,8 @@ One row per family: AdamW step with bf16 autocast and fp32 master weights, on sy
 
     visual-base   the AToken ``base`` visual tokenizer on 256x256 images (256 patches per image)
     av-paper      the AVTok ``paper`` AV tokenizer: 16x128x128 video + 80x384 mel (1152 latent tokens)
-    twin-dit      a few ``ovi-11b`` blocks on Ovi's 5 s latents (31x44x44x48 video, 157x20 audio, 512x4096 text)
+    twin-dit      a few ``ovi-11b`` blocks on Ovi's 5 s latents (31x44x44x48 video, 157x20 audio, 512x4096
+                  text)
     ar-paper      the ``paper`` AR generator over 768 + 384 tokens
 
 FLOPs of one step come from ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and attention, forward
@@ -14,6 +15,7 @@ card's dense bf16 peak. ``--dry-run`` runs each family's tiny preset for one ste
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -54,9 +56,16 @@ def _visual(dry: bool) -> Family:
         _, recs = model(list(x["images"]))
         return torch.stack([_l1(r, i) for r, i in zip(recs, x["images"], strict=True)]).mean()
 
-    return Family(name="visual", preset=preset, shape=f"{batch} images {side}x{side}", batch=batch,
-                  tokens=batch * (side // 16) ** 2, build=lambda: build_tokenizer(cfg),
-                  inputs=lambda d: {"images": torch.rand(batch, side, side, 3, device=d) * 2 - 1}, loss=loss)
+    return Family(
+        name="visual",
+        preset=preset,
+        shape=f"{batch} images {side}x{side}",
+        batch=batch,
+        tokens=batch * (side // 16) ** 2,
+        build=lambda: build_tokenizer(cfg),
+        inputs=lambda d: {"images": torch.rand(batch, side, side, 3, device=d) * 2 - 1},
+        loss=loss,
+    )
 
 
 def _av(dry: bool) -> Family:
@@ -67,15 +76,25 @@ def _av(dry: bool) -> Family:
     c = resolve_av_config(preset)
 
     def inputs(d):
-        return {"video": torch.rand(batch, c.frames, c.height, c.width, 3, device=d) * 2 - 1,
-                "mel": torch.rand(batch, c.n_mels, c.mel_frames, device=d) * 2 - 1}
+        return {
+            "video": torch.rand(batch, c.frames, c.height, c.width, 3, device=d) * 2 - 1,
+            "mel": torch.rand(batch, c.n_mels, c.mel_frames, device=d) * 2 - 1,
+        }
 
     def loss(model, x):
         _, rec = model(video=x["video"], mel=x["mel"])
         return _l1(rec.video, x["video"]) + _l1(rec.mel, x["mel"])
 
-    return Family(name="av", preset=preset, shape=f"{batch} x ({c.frames}x{c.height}x{c.width} video + "
-                  f"{c.n_mels}x{c.mel_frames} mel)", batch=batch, tokens=batch * c.num_tokens, build=lambda: build_av_tokenizer(preset), inputs=inputs, loss=loss)
+    return Family(
+        name="av",
+        preset=preset,
+        shape=f"{batch} x ({c.frames}x{c.height}x{c.width} video + {c.n_mels}x{c.mel_frames} mel)",
+        batch=batch,
+        tokens=batch * c.num_tokens,
+        build=lambda: build_av_tokenizer(preset),
+        inputs=inputs,
+        loss=loss,
+    )
 
 
 def _twin_dit(dry: bool) -> Family:
@@ -85,23 +104,39 @@ def _twin_dit(dry: bool) -> Family:
     if dry:
         cfg, batch, (f, h, w), la, lt = build_config("tiny"), 2, (4, 4, 4), 10, 5
     else:
-        cfg, batch, (f, h, w), la, lt = build_config("ovi-11b", depth=TWIN_DIT_BLOCKS), 1, (31, 44, 44), 157, 512
+        cfg, batch, (f, h, w), la, lt = (
+            build_config("ovi-11b", depth=TWIN_DIT_BLOCKS),
+            1,
+            (31, 44, 44),
+            157,
+            512,
+        )
     pt, ph, pw = cfg.video_patch
 
     def inputs(d):
-        return {"video": torch.randn(batch, f, h, w, cfg.video_channels, device=d),
-                "audio": torch.randn(batch, la, cfg.audio_channels, device=d),
-                "t": torch.rand(batch, device=d), "text": torch.randn(batch, lt, cfg.text_dim, device=d)}
+        return {
+            "video": torch.randn(batch, f, h, w, cfg.video_channels, device=d),
+            "audio": torch.randn(batch, la, cfg.audio_channels, device=d),
+            "t": torch.rand(batch, device=d),
+            "text": torch.randn(batch, lt, cfg.text_dim, device=d),
+        }
 
     def loss(model, x):
         out = model(x["video"], x["audio"], x["t"], x["t"], x["text"])
         return out.video.float().square().mean() + out.audio.float().square().mean()
 
     name = f"{cfg.name} x{cfg.depth} blocks"
-    return Family(name="twin-dit", preset=name, shape=f"{batch} x ({f}x{h}x{w}x{cfg.video_channels} video, "
-                  f"{la}x{cfg.audio_channels} audio, {lt}x{cfg.text_dim} text)", batch=batch,
-                  tokens=batch * (f // pt * (h // ph) * (w // pw) + la), build=lambda: TwinDiT(cfg),
-                  inputs=inputs, loss=loss)
+    return Family(
+        name="twin-dit",
+        preset=name,
+        shape=f"{batch} x ({f}x{h}x{w}x{cfg.video_channels} video, "
+        f"{la}x{cfg.audio_channels} audio, {lt}x{cfg.text_dim} text)",
+        batch=batch,
+        tokens=batch * (f // pt * (h // ph) * (w // pw) + la),
+        build=lambda: TwinDiT(cfg),
+        inputs=inputs,
+        loss=loss,
+    )
 
 
 def _ar(dry: bool) -> Family:
@@ -114,12 +149,21 @@ def _ar(dry: bool) -> Family:
     step = ar_step()
 
     def inputs(d):
-        return {"indices": torch.randint(0, cfg.codebook_size, (batch, cfg.num_tokens), device=d),
-                "label": torch.randint(0, cfg.num_classes, (batch,))}
+        return {
+            "indices": torch.randint(0, cfg.codebook_size, (batch, cfg.num_tokens), device=d),
+            "label": torch.randint(0, cfg.num_classes, (batch,)),
+        }
 
-    return Family(name="ar", preset=preset, shape=f"{batch} x {cfg.num_tokens} tokens", batch=batch,
-                  tokens=batch * (cfg.num_tokens + 1), build=lambda: ARTransformer(cfg), inputs=inputs,
-                  loss=lambda model, x: step(model, x)["loss"])
+    return Family(
+        name="ar",
+        preset=preset,
+        shape=f"{batch} x {cfg.num_tokens} tokens",
+        batch=batch,
+        tokens=batch * (cfg.num_tokens + 1),
+        build=lambda: ARTransformer(cfg),
+        inputs=inputs,
+        loss=lambda model, x: step(model, x)["loss"],
+    )
 
 
 FAMILIES = (_visual, _av, _twin_dit, _ar)
@@ -159,12 +203,21 @@ def measure(fam: Family, device: torch.device, *, warmup: int, steps: int, peak:
     with FlopCounterMode(display=False) as counter:  # one more step, counted (not timed)
         _step(fam, model, opt, x, device)
     flops = counter.get_total_flops()
-    row = {"family": fam.name, "preset": fam.preset, "input": fam.shape, "params_m": round(params / 1e6, 1),
-           "tokens_per_step": fam.tokens, "step_ms": round(sec * 1e3, 1),
-           "tokens_per_s": round(fam.tokens / sec), "tflops": round(flops / sec / 1e12, 1),
-           "peak_fraction": round(flops / sec / peak, 3) if peak else None,
-           "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)
-           if device.type == "cuda" else None, "loss_finite": all(map(_finite, losses))}
+    row = {
+        "family": fam.name,
+        "preset": fam.preset,
+        "input": fam.shape,
+        "params_m": round(params / 1e6, 1),
+        "tokens_per_step": fam.tokens,
+        "step_ms": round(sec * 1e3, 1),
+        "tokens_per_s": round(fam.tokens / sec),
+        "tflops": round(flops / sec / 1e12, 1),
+        "peak_fraction": round(flops / sec / peak, 3) if peak else None,
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)
+        if device.type == "cuda"
+        else None,
+        "loss_finite": all(map(_finite, losses)),
+    }
     del model, opt, x
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -172,11 +225,11 @@ def measure(fam: Family, device: torch.device, *, warmup: int, steps: int, peak:
 
 
 def _finite(v: float) -> bool:
-    return v == v and abs(v) != float("inf")
+    return math.isfinite(v)
 
 
 def throughput_table(*, dry: bool) -> dict:
-    """One row per family; a family that fails (e.g. out of memory) lands in ``errors``, the rest still run."""
+    """One row per family; a family that fails (e.g. out of memory) lands in ``errors``; the rest run."""
     device = torch.device("cpu" if dry else "cuda")
     peak = None if dry else spec_peak_bf16(torch.cuda.get_device_name(0))
     rows, errors = [], []
@@ -189,6 +242,10 @@ def throughput_table(*, dry: bool) -> dict:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
         print(rows[-1] if rows else errors[-1], flush=True)
-    data = {"device": "cpu" if dry else torch.cuda.get_device_name(0), "bf16_peak_tflops": peak and peak / 1e12,
-            "rows": rows, "errors": errors}
+    data = {
+        "device": "cpu" if dry else torch.cuda.get_device_name(0),
+        "bf16_peak_tflops": peak and peak / 1e12,
+        "rows": rows,
+        "errors": errors,
+    }
     return data

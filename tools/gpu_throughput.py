@@ -187,7 +187,7 @@ def _sync(device: torch.device) -> None:
 def measure(fam: Family, device: torch.device, *, warmup: int, steps: int, peak: float | None) -> dict:
     torch.manual_seed(0)
     with device:
-        model = fam.build().train()
+        model = fam.build().to(device).train()  # built on the device (buffers too)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     x = fam.inputs(device)

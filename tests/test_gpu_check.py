@@ -47,6 +47,7 @@ def _dry_run(tmp_path: Path, parts: str) -> dict:
     return summary
 
 
+@pytest.mark.slow  # ~1-2 min on a busy 2-core box: five fresh interpreters and a pytest collection
 def test_dry_run_collects_gpu_tests_and_imports_without_device_missing_modules(tmp_path, gpu_check):
     summary = _dry_run(tmp_path, "env,imports,tests,bench")
     parts = {p["name"]: p["data"] for p in summary["parts"]}

@@ -29,8 +29,8 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 import torch
 from torch import Tensor, nn
 
@@ -56,6 +56,9 @@ from avtok.tokenizer.recipes import RunConfig, StageHooks, evenly, l1
 from avtok.tokenizer.window_data import WindowStream, heldout_windows, join_windows, sample_windows
 from avtok.train.distributed import unwrap
 from avtok.train.transformer import Block
+
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
 
 __all__ = ["AVContext", "AVLosses", "SHARD_MODULES", "prepare", "build", "hooks", "heldout_report",
            "window_config", "window_tensors"]

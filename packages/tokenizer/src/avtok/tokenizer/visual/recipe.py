@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import polars as pl
 import torch
 from torch import Tensor
 
@@ -34,6 +34,9 @@ from avtok.tokenizer.visual.config import resolve_config
 from avtok.tokenizer.visual.model import VisualTokenizer, build_tokenizer
 from avtok.tokenizer.visual.reconstruct import VisualReconstructor
 from avtok.train.transformer import Block
+
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
 
 __all__ = [
     "VisualContext",

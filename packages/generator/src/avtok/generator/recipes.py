@@ -40,7 +40,8 @@ def _on_device(step: StepFn, device: str | None) -> StepFn:
 
 def _fit(model: nn.Module, step: StepFn, items: Sequence[dict], cfg: TrainConfig, *, batch_size: int,
          tracker: Tracker | None, params: dict[str, Any] | None, resume: bool, device: str | None,
-         shard_modules: tuple[type, ...] = ()) -> TrainSummary:
+         shard_modules: tuple[type, ...] = (), on_trainer: Callable[[Trainer], Any] | None = None
+         ) -> TrainSummary:
     """Under torchrun the global ``batch_size`` is split over the ranks (each rank a disjoint share)."""
     info = dist_info()
     per_rank = max(1, math.ceil(min(batch_size, len(items)) / info.world_size))
@@ -48,6 +49,8 @@ def _fit(model: nn.Module, step: StepFn, items: Sequence[dict], cfg: TrainConfig
                              seed=cfg.seed)
     trainer = Trainer(model, _on_device(step, device), loader, cfg, tracker=tracker or NullTracker(),
                       params=params or {}, shard_modules=shard_modules)
+    if on_trainer is not None:
+        on_trainer(trainer)
     return trainer.fit(resume=resume)
 
 
@@ -67,11 +70,13 @@ def train_generator(
 ) -> TrainSummary:
     """Train a twin DiT with flow matching on ``items`` (``latent_dataset`` dicts) through the shared
     Trainer. ``null_text`` is the empty-prompt embedding used for text dropout (zeros when None)."""
-    step = flow_step(fm, spec=spec, null_text=null_text)
+    trainers: list[Trainer] = []  # the noise of step k comes from the Trainer's step (resume continues it)
+    step = flow_step(fm, spec=spec, null_text=null_text, seed=cfg.seed,
+                     step_of=lambda: trainers[0].step if trainers else 0)
     cfg_params = {"generator": model.cfg.to_dict()} if hasattr(model, "cfg") else {}
     return _fit(model, step, items, cfg, batch_size=batch_size, tracker=tracker,
                 params={**cfg_params, **(params or {})}, resume=resume, device=device,
-                shard_modules=(DiTBlock,))  # FSDP2 shards the DiT blocks of both towers
+                shard_modules=(DiTBlock,), on_trainer=trainers.append)  # FSDP2 units: the DiT blocks
 
 
 def train_ar(

@@ -96,20 +96,26 @@ def flow_step(
     *,
     spec: LatentSpec | None = None,
     null_text: TextEmbeddings | None = None,
+    seed: int = 0,
+    step_of: Callable[[], int] | None = None,
 ) -> Callable[[nn.Module, dict], dict[str, Tensor]]:
     """``step_fn(model, batch) -> {"loss", "loss_video", "loss_audio"}`` for the shared Trainer.
 
     ``null_text``: the (1, Lt, Dt) embedding (padded to the dataset's Lt) that replaces the prompt with
     probability ``fm.text_dropout`` for classifier-free guidance — the negative / empty prompt; zeros
-    when None. Items with a ``"seed"`` draw their noise per sample (``latent_dataset`` numbers them), so a
-    run over N ranks trains the same weights as one process with the whole batch.
+    when None. Items with a ``"seed"`` draw their noise per sample (``latent_dataset`` numbers them) from
+    (item seed, ``step_of()`` — the Trainer's step, so a resumed run continues the sequence — and ``seed``),
+    so a run over N ranks trains the same weights as one process with the whole batch.
     """
     fm = fm or FlowMatchingConfig()
-    calls = [0]  # per-sample seeds move on every step: seed · 1_000_003 + step
+    calls = [0]
 
     def step(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         calls[0] += 1
-        seeds = batch["seed"].long() * 1_000_003 + calls[0] if "seed" in batch else None
+        seeds = None
+        if "seed" in batch:  # per sample: (item seed, training step, run seed) -> one generator seed
+            now = step_of() if step_of is not None else calls[0]
+            seeds = (batch["seed"].long().cpu() * 1_000_003 + now) * 1_000_033 + seed
         text = batch["text"]
         null = torch.zeros_like(text[:1]) if null_text is None else null_text.embeddings.to(text)
         null_mask = None if null_text is None else null_text.mask.to(text.device)

@@ -27,9 +27,11 @@ from avtok.tokenizer.config import (
     TilingConfig,
     TransformerConfig,
     VisualTokenizerConfig,
+    atoken_config,
     expected_num_params,
     resolve_config,
 )
+from avtok.tokenizer.gaussian import GaussianDecoder, GaussianDecoderConfig, Gaussians
 from avtok.tokenizer.posterior import LatentHead, PosteriorOutput, kl_divergence
 from avtok.tokenizer.pretrained import from_pretrained, register_model, save_pretrained
 from avtok.tokenizer.reconstruct import VisualReconstructor
@@ -38,6 +40,7 @@ from avtok.tokenizer.tiling import run_tiled, run_tiled_sample, tile_ids
 from avtok.tokenizer.transformer import Attention, Block, KVCache, LayerKV, Transformer
 from avtok.tokenizer.types import TokenizerOutput
 from avtok.tokenizer.visual import PosEmbed2D, VisualTokenizer, build_tokenizer
+from avtok.tokenizer.atoken_convert import convert_atoken  # noqa: E402  (needs the models above)
 
 __all__ = [
     "__version__",
@@ -47,6 +50,11 @@ __all__ = [
     "VisualTokenizerConfig",
     "expected_num_params",
     "resolve_config",
+    "atoken_config",
+    "GaussianDecoder",
+    "GaussianDecoderConfig",
+    "Gaussians",
+    "convert_atoken",
     "LatentHead",
     "PosteriorOutput",
     "kl_divergence",

@@ -18,7 +18,7 @@ from avtok.tokenizer.config import TransformerConfig
 from einops import rearrange
 from torch import Tensor, nn
 
-__all__ = ["LayerKV", "KVCache", "Attention", "MLP", "Block", "Transformer"]
+__all__ = ["LayerKV", "KVCache", "HeadL2Norm", "Attention", "MLP", "Block", "Transformer", "make_norm"]
 
 
 @dataclass(kw_only=True)
@@ -59,6 +59,26 @@ class KVCache:
         return cls(layers=[LayerKV(max_tiles=max_tiles) for _ in range(depth)])
 
 
+def make_norm(cfg: TransformerConfig) -> nn.Module:
+    """The block / final norm of ``cfg``: affine LayerNorm or weight-only RMSNorm (``cfg.norm_eps``)."""
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.dim, eps=cfg.norm_eps)
+    return nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+
+
+class HeadL2Norm(nn.Module):
+    """Per-head ``normalize(x) * sqrt(head_dim) * gain`` on ``(B, H, L, Dh)`` (AToken's q/k norm), in fp32."""
+
+    def __init__(self, heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.scale = head_dim**0.5
+        self.gain = nn.Parameter(torch.ones(heads, head_dim))  # (H, Dh)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = nn.functional.normalize(x.float(), dim=-1) * (self.gain.float()[:, None] * self.scale)
+        return y.to(x.dtype)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with RoPE on q and k over all coordinate axes."""
 
@@ -66,9 +86,12 @@ class Attention(nn.Module):
         super().__init__()
         self.heads = cfg.heads
         self.axes_dims = cfg.axes_dims
-        self.theta = cfg.rope_theta
+        self.theta = cfg.axes_theta
+        self.use_rope = cfg.use_rope
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=cfg.qkv_bias)
-        self.proj = nn.Linear(cfg.dim, cfg.dim)
+        self.q_norm = HeadL2Norm(cfg.heads, cfg.head_dim) if cfg.qk_norm else None
+        self.k_norm = HeadL2Norm(cfg.heads, cfg.head_dim) if cfg.qk_norm else None
+        self.proj = nn.Linear(cfg.dim, cfg.dim, bias=cfg.bias)
 
     def forward(
         self,
@@ -78,22 +101,26 @@ class Attention(nn.Module):
         cu_seqlens: Tensor | None = None,
         mask: Tensor | None = None,
         cache: LayerKV | None = None,
+        softcap: float | None = None,
     ) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
-        q = rope_nd(q, coords, axes_dims=self.axes_dims, theta=self.theta)  # (B, H, L, Dh)
-        k = rope_nd(k, coords, axes_dims=self.axes_dims, theta=self.theta)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.use_rope:
+            q = rope_nd(q, coords, axes_dims=self.axes_dims, theta=self.theta)  # (B, H, L, Dh)
+            k = rope_nd(k, coords, axes_dims=self.axes_dims, theta=self.theta)
         if cache is not None:
             # RoPE uses absolute coordinates, so rotated keys stay valid for later tiles.
             k, v = cache.extend(k, v)  # (B, H, L_cache + L, Dh)
-        o = attention(q, k, v, mask=mask, cu_seqlens=cu_seqlens)  # (B, H, L, Dh)
+        o = attention(q, k, v, mask=mask, cu_seqlens=cu_seqlens, softcap=softcap)  # (B, H, L, Dh)
         return self.proj(rearrange(o, "b h l d -> b l (h d)"))
 
 
 class MLP(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, *, bias: bool = True) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = nn.Linear(dim, hidden, bias=bias)
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(nn.functional.gelu(self.fc1(x), approximate="tanh"))
@@ -104,10 +131,10 @@ class Block(nn.Module):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.norm1 = make_norm(cfg)
         self.attn = Attention(cfg)
-        self.norm2 = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
-        self.mlp = MLP(cfg.dim, cfg.mlp_hidden)
+        self.norm2 = make_norm(cfg)
+        self.mlp = MLP(cfg.dim, cfg.mlp_hidden, bias=cfg.bias)
 
     def forward(
         self,
@@ -117,19 +144,21 @@ class Block(nn.Module):
         cu_seqlens: Tensor | None = None,
         mask: Tensor | None = None,
         cache: LayerKV | None = None,
+        softcap: float | None = None,
     ) -> Tensor:
-        x = x + self.attn(self.norm1(x), coords, cu_seqlens=cu_seqlens, mask=mask, cache=cache)
+        x = x + self.attn(self.norm1(x), coords, cu_seqlens=cu_seqlens, mask=mask, cache=cache,
+                          softcap=softcap)
         return x + self.mlp(self.norm2(x))
 
 
 class Transformer(nn.Module):
-    """``depth`` blocks and a final LayerNorm: ``(B, L, D) -> (B, L, D)``."""
+    """``depth`` blocks and a final norm (``cfg.norm``): ``(B, L, D) -> (B, L, D)``."""
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.config = cfg
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.depth)])
-        self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.norm = make_norm(cfg)
 
     def forward(
         self,

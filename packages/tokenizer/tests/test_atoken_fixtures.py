@@ -1,4 +1,6 @@
-"""Golden outputs of the official AToken code (../shared/fixtures/atoken), reproduced through the converter.
+"""Golden outputs of the official AToken code (../shared/fixtures/atoken), reproduced through the converter;
+then ``avtok-tokenizer convert`` + ``reconstruct`` end to end on the fixture-layout checkpoint written as an
+official ``.pt``, the Python API on real media of odd sizes, and clear errors on bad input.
 
 Each test writes the fixture's state dict as an official ``.pt`` and its config as the official YAML, runs
 ``convert_atoken`` (the code path of ``avtok-tokenizer convert --from atoken``), loads the avtok folder and
@@ -15,9 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from avtok.media_io import probe, read_clip, sample_path
 from avtok.tokenizer import GaussianDecoder, VisualTokenizer
-from avtok.tokenizer.atoken_convert import convert_atoken
+from avtok.tokenizer.atoken_convert import convert_atoken, read_state_dict
+from avtok.tokenizer.cli import app
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 FIXTURES = Path(
     os.environ.get("AVTOK_FIXTURES", Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures")
@@ -132,3 +137,95 @@ def test_gaussian_decoder_matches_official(tmp_path) -> None:
         "opacity",
     ):
         assert_close(f"gaussian_{key}", getattr(g, key), io[f"gaussian_{key}"])
+
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def sod_files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sod")
+    return write_official(tmp, "atoken_sod", meta("atoken_sod")["weights"]["file"])
+
+
+def test_cli_convert_then_reconstruct_discrete(sod_files, tmp_path) -> None:
+    ckpt, cfg = sod_files
+    model_dir = tmp_path / "sod"
+    result = runner.invoke(app, ["convert", str(ckpt), "--from", "atoken", "--config", str(cfg),
+                                 "--out", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    assert "VisualTokenizer" in result.output
+    src, out, idx = sample_path("concert"), tmp_path / "rec.mp4", tmp_path / "idx.safetensors"
+    args = ["reconstruct", str(src), "-o", str(out), "--model", str(model_dir), "--start", "10",
+            "--duration", "0.5", "--size", "0", "--discrete", "--indices", str(idx)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    info = probe(out)
+    ref = read_clip(src, start=10, duration=0.5)
+    t, h, w = ref.num_frames // 4 * 4, ref.height // 16 * 16, ref.width // 16 * 16  # official crop
+    assert (info.width, info.height) == (w, h)
+    indices = load_file(str(idx))["indices"]
+    assert indices.shape == (t // 4 * (h // 16) * (w // 16), 8) and indices.dtype == torch.int32
+    assert "psnr" in result.output
+
+
+@torch.no_grad()
+def test_api_any_size_continuous_and_discrete(sod_files, tmp_path) -> None:
+    ckpt, cfg = sod_files
+    model = VisualTokenizer.from_pretrained(convert_atoken(ckpt, cfg, tmp_path / "m"))
+    clip = read_clip(sample_path("bigbuckbunny"), start=2.0, duration=6 / 25, size=(57, 83))
+    image, video = clip.video_float()[0], clip.video_float()  # odd sizes: cropped to 48x80
+    out = model.encode([image, video])
+    assert out.semantic.shape == (2, model.config.encoder.dim)  # image_feat, L2-normalised
+    assert torch.allclose(out.semantic.norm(dim=-1), torch.ones(2), atol=1e-5)
+    rec_codes = model.decode(out)
+    out.latents = None  # indices alone
+    rec_idx = model.decode(out)
+    assert rec_idx[0].shape == (48, 80, 3) and rec_idx[1].shape == (4, 48, 80, 3)
+    for a, b in zip(rec_codes, rec_idx, strict=True):
+        assert torch.equal(a, b)
+    # continuous path of the same weights: the posterior mean by default, a sample on request
+    model.latent_head.fsq = None
+    mean = model.encode(image)
+    assert mean.indices is None and torch.equal(mean.latents, mean.mean)
+    torch.manual_seed(0)
+    sample = model.encode(image, sample=True)
+    assert not torch.allclose(sample.latents, mean.latents)
+
+
+def test_bad_inputs_fail_with_one_clear_line(sod_files, tmp_path) -> None:
+    ckpt, cfg = sod_files
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        read_state_dict(truncated)
+    args = ["convert", str(truncated), "--config", str(cfg), "--out", str(tmp_path / "x")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "truncated" in result.output
+
+    evil = tmp_path / "objects.pt"
+    torch.save({"w": torch.zeros(1), "fn": print}, evil)  # a pickled function: never unpickled
+    with pytest.raises(ValueError, match="weights_only"):
+        read_state_dict(evil)
+
+    gs_ckpt, gs_cfg = write_official(tmp_path, "atoken_gs", meta("atoken_gs")["weights"]["file"])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \[blocks\.0"):
+        convert_atoken(gs_ckpt, cfg, tmp_path / "y")  # another architecture's weights
+    with pytest.raises(ValueError, match="unknown key"):
+        convert_atoken(ckpt, gs_cfg, tmp_path / "y")
+
+    bigger = tmp_path / "bigger.yaml"
+    bigger.write_text(cfg.read_text().replace("decoder_mlp_channels: 128", "decoder_mlp_channels: 256"))
+    with pytest.raises(ValueError, match="config does not match the weights.*mlp"):
+        convert_atoken(ckpt, bigger, tmp_path / "z")
+
+    state = {k: v.float() for k, v in load_file(ATOKEN / meta("atoken_sod")["weights"]["file"]).items()}
+    del state["proj.weight"]
+    torch.save(state, tmp_path / "partial.pt")
+    with pytest.raises(ValueError, match=r"missing 1 tensor.*latent_head\.proj\.weight"):
+        convert_atoken(tmp_path / "partial.pt", cfg, tmp_path / "w")
+
+    other = tmp_path / "swin.yaml"
+    other.write_text(cfg.read_text().replace("encoder_attn_mode: full", "encoder_attn_mode: swin"))
+    with pytest.raises(ValueError, match="encoder_attn_mode='swin' is not supported"):
+        convert_atoken(ckpt, other, tmp_path / "v")

@@ -154,6 +154,27 @@ def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
     typer.echo(str(write_clip(output, clip)))
 
 
+@app.command()
+def convert(
+    checkpoint: Annotated[Path, typer.Argument(help="Official checkpoint (.pt state dict or .safetensors)")],
+    config: Annotated[Path, typer.Option(help="Official YAML (atoken-soc/sod/soc-s1, 3d_decode_gs .yaml)")],
+    out: Annotated[Path, typer.Option(help="avtok model folder to write")],
+    from_: Annotated[str, typer.Option("--from", help="Source format (only: atoken)")] = "atoken",
+) -> None:
+    """Convert released AToken weights into an avtok model folder (no download; see the README)."""
+    from avtok.tokenizer.atoken_convert import convert_atoken
+
+    if from_ != "atoken":
+        raise typer.BadParameter(f"--from {from_!r}: only 'atoken' checkpoints can be converted")
+    try:
+        path = convert_atoken(checkpoint, config, out)
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from err
+    net = load_model(str(path))
+    typer.echo(f"{path}: {type(net).__name__}, {sum(p.numel() for p in net.parameters()):,} parameters")
+
+
 from avtok.tokenizer.cli_train import reconstruct_command, train_command  # noqa: E402  (registers below)
 
 app.command(name="train")(train_command)

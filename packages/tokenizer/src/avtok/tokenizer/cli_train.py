@@ -10,6 +10,7 @@ from typing import Annotated
 import polars as pl
 import torch
 import typer
+from safetensors.torch import save_file
 
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
@@ -18,7 +19,7 @@ from avtok.tokenizer.av_clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av_tokenizer import AVTokenizer
 from avtok.tokenizer.pretrained import save_pretrained
 from avtok.tokenizer.recipes import RunConfig, resolve_data, train_tokenizer
-from avtok.tokenizer.reconstruct import VisualReconstructor
+from avtok.tokenizer.reconstruct import VisualReconstructor, crop_clip
 from avtok.tokenizer.training.distributed import dist_info
 
 __all__ = ["train_command", "reconstruct_command", "metrics_table"]
@@ -197,7 +198,13 @@ def reconstruct_command(
     ] = "tiny",
     start: Annotated[float, typer.Option(help="Start (s)")] = 0.0,
     duration: Annotated[float, typer.Option(help="Seconds to reconstruct (whole model windows)")] = 4.0,
-    size: Annotated[int, typer.Option(help="Visual tokenizer: frame side")] = 64,
+    size: Annotated[int, typer.Option(help="Visual tokenizer: frame side (0: the source's own size)")] = 64,
+    discrete: Annotated[
+        bool, typer.Option(help="Visual FSQ model: decode from the token indices alone")
+    ] = False,
+    indices: Annotated[
+        Path | None, typer.Option(help="Visual FSQ model: also write the indices (.safetensors)")
+    ] = None,
     device: str = "cpu",
 ) -> None:
     """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
@@ -215,10 +222,18 @@ def reconstruct_command(
         out = AVClipReconstructor(net).reconstruct(ref)  # window by window
         table = metrics_table(out, ref, name="avtok-av")
     else:
-        ref = read_clip(
-            source, start=start, duration=duration, size=(size, size), resize_mode="crop", allow_silent=True
-        )
-        out = VisualReconstructor(net).reconstruct(ref)
+        ref = read_clip(source, start=start, duration=duration, size=(size, size) if size > 0 else None,
+                        resize_mode="crop", allow_silent=True)
+        ref = crop_clip(ref, net)  # converted AToken models centre-crop to multiples of 16
+        try:
+            rec = VisualReconstructor(net, discrete=discrete)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from err
+        out = rec.reconstruct(ref)
+        if indices is not None and rec.last_indices is not None:
+            save_file({"indices": rec.last_indices.contiguous()}, str(indices),
+                      metadata={"shape": ",".join(map(str, ref.video.shape))})
+            typer.echo(f"{indices}: {tuple(rec.last_indices.shape)} FSQ indices")
         table = metrics_table(out, ref, name="atoken-visual", audio=False)
     typer.echo(f"{write_clip(output, out)}: {out.num_frames} frames, {out.audio.shape[1]} audio samples")
     with pl.Config(tbl_rows=10, tbl_cols=10, tbl_width_chars=160, float_precision=4):

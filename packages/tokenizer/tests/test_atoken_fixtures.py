@@ -19,7 +19,7 @@ import torch
 import yaml
 from avtok.media_io import probe, read_clip, sample_path
 from avtok.tokenizer import GaussianDecoder, VisualTokenizer
-from avtok.tokenizer.atoken_convert import convert_atoken, read_state_dict
+from avtok.tokenizer.visual.convert import convert_atoken, read_state_dict
 from avtok.tokenizer.cli import app
 from safetensors.torch import load_file
 from typer.testing import CliRunner

@@ -229,3 +229,33 @@ def test_bad_inputs_fail_with_one_clear_line(sod_files, tmp_path) -> None:
     other.write_text(cfg.read_text().replace("encoder_attn_mode: full", "encoder_attn_mode: swin"))
     with pytest.raises(ValueError, match="encoder_attn_mode='swin' is not supported"):
         convert_atoken(ckpt, other, tmp_path / "v")
+
+
+@pytest.mark.slow
+def test_finetune_from_converted_keeps_semantic_head(tmp_path) -> None:
+    """``train --init``: a few steps on real frames lower the reconstruction error of the converted model
+    while its semantic feature stays close to the frozen initial model's (distillation)."""
+    ckpt, cfg = write_official(tmp_path, "atoken_soc", meta("atoken_soc")["weights"]["file"])
+    init = convert_atoken(ckpt, cfg, tmp_path / "init")
+    run = tmp_path / "run"
+    args = ["train", "--init", str(init), "--data", "sample:concert", "--schedule", "plain",
+            "--max-steps", "6", "--batch-size", "4", "--lr", "2e-3", "--no-perceptual", "--no-report",
+            "--holdout-seconds", "2", "--eval-every", "100", "--eval-windows", "2",
+            "--checkpoint-dir", str(run)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    before, after = VisualTokenizer.from_pretrained(init), VisualTokenizer.from_pretrained(run / "final")
+    clip = read_clip(sample_path("concert"), start=30.0, duration=8 / 24, size=(64, 64))  # unseen frames
+    frames = list(clip.video_float())
+    with torch.no_grad():
+        err = {n: (torch.stack(m(frames)[1]) - torch.stack(frames)).abs().mean().item()
+               for n, m in (("before", before), ("after", after))}
+        cos = torch.nn.functional.cosine_similarity(after.encode(frames).semantic,
+                                                    before.encode(frames).semantic, dim=-1)
+    print(f"L1 before {err['before']:.4f} after {err['after']:.4f}; cos(image_feat) min {cos.min():.4f}")
+    assert err["after"] < 0.8 * err["before"]
+    assert cos.min() > 0.9  # the stated bound: the semantic head is not destroyed
+    with pytest.raises(ValueError, match="does not fit the model"):
+        from avtok.tokenizer.visual.recipe import load_init
+
+        load_init(before, {k: v[:1] for k, v in before.state_dict().items()}, source="x")

@@ -99,11 +99,18 @@ def train_command(
     report: Annotated[
         bool, typer.Option(help="Score the held-out windows with avtok.eval at the end")
     ] = True,
+    init: Annotated[
+        str | None, typer.Option(help="Visual: start from this model folder (e.g. a converted AToken "
+                                      "checkpoint; it defines the architecture, --preset is ignored)")
+    ] = None,
+    distill_weight: Annotated[
+        float, typer.Option(help="With --init: weight of the semantic distillation to the initial model")
+    ] = 1.0,
     seed: int = 0,
 ) -> None:
     """Train a tokenizer with a curriculum on real clips; print held-out metrics next to the baselines."""
 
-    family, name = user_call(parse_preset, preset)
+    family, name = user_call(parse_preset, preset) if init is None else ("visual", "init")
     sched = schedule or ("vfal" if family == "av" else "atoken")
     try:
         resolve_data(data)
@@ -129,6 +136,8 @@ def train_command(
             strategy=strategy,
             anneal_to_budget=anneal_to_budget,
             mel_images=mel_images,
+            init=init,
+            distill_weight=distill_weight,
             seed=seed,
         )
     except ValueError as err:

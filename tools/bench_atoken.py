@@ -60,7 +60,8 @@ def run_case(quick: bool, frames: int, side: int, tiling: TilingConfig, threads:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2+2 blocks at 64x64 (a smoke run)")
     parser.add_argument("--threads", type=int, default=1, help="1 keeps CPU-time ratios steady")
     args = parser.parse_args()

@@ -75,7 +75,7 @@ def _xy_extent(layout: PatchLayout) -> tuple[int, int]:
 
 def center_crop_to_patch(media: Tensor, patch: tuple[int, int, int]) -> Tensor:
     """AToken's preprocessing: H, W centre-cropped to multiples of the patch (offset ``(H - H16) // 2``) and a
-    video's T cut to a multiple of the temporal patch when T >= it (shorter clips are zero-padded later)."""
+    video's T cut to a multiple of the temporal patch (a shorter video is zero-padded to one patch)."""
     pt, ph, pw = patch
     h, w = media.shape[-3], media.shape[-2]
     h2, w2 = h // ph * ph, w // pw * pw
@@ -85,6 +85,8 @@ def center_crop_to_patch(media: Tensor, patch: tuple[int, int, int]) -> Tensor:
     media = media[..., top:top + h2, left:left + w2, :]
     if media.ndim == 4 and media.shape[0] >= pt:
         media = media[: media.shape[0] // pt * pt]
+    elif media.ndim == 4:  # a short clip stays a clip of pt frames (zeros = mid grey), as upstream decodes it
+        media = torch.cat([media, media.new_zeros((pt - media.shape[0], *media.shape[1:]))])
     return media
 
 

@@ -165,7 +165,8 @@ def test_cli_convert_then_reconstruct_discrete(sod_files, tmp_path) -> None:
     t, h, w = ref.num_frames // 4 * 4, ref.height // 16 * 16, ref.width // 16 * 16  # official crop
     assert (info.width, info.height) == (w, h)
     indices = load_file(str(idx))["indices"]
-    assert indices.shape == (t // 4 * (h // 16) * (w // 16), 8) and indices.dtype == torch.int32
+    groups = meta("atoken_sod")["config_used"]["model"]["model_cfg"]["arch_cfg"]["quantizer_num_codebooks"]
+    assert indices.shape == (t // 4 * (h // 16) * (w // 16), groups) and indices.dtype == torch.int32
     assert "psnr" in result.output
 
 

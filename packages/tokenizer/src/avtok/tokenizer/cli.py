@@ -57,6 +57,10 @@ def info(model: Annotated[str, typer.Argument(help="Preset name or model directo
     if Path(model).is_dir():
         net = user_call(load_model, model)
         cfg, family = net.config, "av" if isinstance(net, AVTokenizer) else "visual"
+        if not hasattr(cfg, "patch") and family == "visual":  # e.g. AToken's 3D Gaussian decoder
+            typer.echo(json.dumps(config_to_dict(cfg), indent=2))
+            typer.echo(f"{type(net).__name__}: {sum(p.numel() for p in net.parameters()):,} parameters")
+            return
     else:
         family, preset = user_call(parse_preset, model)
         cfg = resolve_av_config(preset) if family == "av" else resolve_config(preset)

@@ -19,9 +19,10 @@ from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av.model import AVTokenizer
 from avtok.tokenizer.families import get_family
 from avtok.tokenizer.loading import load_model, parse_preset
-from avtok.tokenizer.recipes import RunConfig, resolve_data
+from avtok.tokenizer.recipes import RunConfig
 from avtok.tokenizer.runner import train_tokenizer
 from avtok.tokenizer.visual.reconstruct import VisualReconstructor, crop_clip
+from avtok.tokenizer.window_data import check_data
 from avtok.train.distributed import dist_info
 from avtok.train.pretrained import save_pretrained
 
@@ -67,6 +68,10 @@ def train_command(
     lr: float = 1e-3,
     eval_every: int = 200,
     eval_windows: Annotated[int, typer.Option(help="Held-out windows scored")] = 16,
+    data_readers: Annotated[
+        int | None, typer.Option(help="Decoding streams over all ranks (default: one per rank; more = "
+                                      "DataLoader workers). Batches depend on it, not on the world size")
+    ] = None,
     gram: Annotated[bool, typer.Option(help="Gram loss on images / AV frames (ablation: --no-gram)")] = True,
     perceptual: Annotated[
         bool,
@@ -113,7 +118,7 @@ def train_command(
     family, name = user_call(parse_preset, preset) if init is None else ("visual", "init")
     sched = schedule or ("vfal" if family == "av" else "atoken")
     try:
-        resolve_data(data)
+        check_data(data)
         cfg = RunConfig(
             family=family,
             preset=name,
@@ -128,6 +133,7 @@ def train_command(
             lr=lr,
             eval_every=eval_every,
             eval_windows=eval_windows,
+            data_readers=data_readers,
             gram=gram,
             perceptual=perceptual,
             mrstft=mrstft,

@@ -10,9 +10,9 @@ weights — the weights every held-out evaluation during training scored. With `
 schedule of each stage ends where its share of the budget runs out (``TrainConfig.anneal_to_budget``).
 
 Multi-process: under ``torchrun --nproc-per-node N`` the driver joins the process group
-(``init_distributed``: gloo on CPU, nccl on CUDA, one GPU per local rank), every loader splits the global
-``batch_size`` over the ranks (rank r takes its slice of the same shuffled batch, so N ranks see exactly
-what one process sees), the runtime wraps the model in DDP, and rank 0 alone writes checkpoints, stage
+(``init_distributed``: gloo on CPU, nccl on CUDA, one GPU per local rank), the recipes stream their windows
+through :mod:`avtok.tokenizer.window_data` (each rank decodes its own readers' files; with a fixed
+``data_readers`` N ranks see exactly what one process sees), the runtime wraps the model in DDP, and rank 0 alone writes checkpoints, stage
 markers and logs. A single process without torchrun's variables runs undistributed.
 """
 
@@ -21,12 +21,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
 
 from avtok.media_io import AVClip, read_clip
 from avtok.media_io.samples import sample_path
+from avtok.media_io.window_plan import DataStats
 from avtok.tokenizer.curriculum import get_schedule
 from avtok.train import ResumableLoader
 from avtok.train import distributed as dist
@@ -62,6 +64,7 @@ class RunConfig:
     warmup_steps: int = 50
     eval_every: int = 200
     eval_windows: int = 16
+    data_readers: int | None = None  # decoding streams over all ranks (None: one per rank); see window_data
     checkpoint_dir: Path = Path("runs/tokenizer")
     device: str = "cpu"
     strategy: str = "auto"  # "auto" (DDP under torchrun), "ddp", "fsdp2" (shards the transformer blocks)
@@ -194,6 +197,7 @@ class StageHooks:
     evaluate: EvaluateFn  # (model) -> held-out metrics
     artifacts: ArtifactsFn | None  # (model, out_dir) -> files to log
     grad_accum: int
+    data_stats: Callable[[], DataStats] | None = None  # the streamed data's skip / adjustment counts
 
 
 def l1(a: Tensor, b: Tensor) -> Tensor:

@@ -39,7 +39,11 @@ def inception_path() -> Path:
 
 
 class InceptionFeatures:
-    """Images (N, H, W, 3) in ``[-1, 1]`` → Inception pool features (N, 2048) float32."""
+    """Images (N, H, W, 3) in ``[-1, 1]`` (or uint8 0..255) → Inception pool features (N, 2048) float32.
+
+    uint8 frames are converted one ``batch_size`` chunk at a time, so a long clip's frames can be
+    passed as they are without a float copy of the whole clip.
+    """
 
     def __init__(self, *, device: str | torch.device = "cpu", batch_size: int = 16) -> None:
         self.device = torch.device(device)
@@ -53,10 +57,12 @@ class InceptionFeatures:
         check_min_ndim("images", images, 4, "(N, H, W, 3)")
         if images.shape[-1] != 3:
             raise ValueError(f"images: expected 3 channels last (N, H, W, 3), got shape {tuple(images.shape)}")
-        check_finite("images", images.float())
         out = []
         for chunk in images.split(self.batch_size):
             x = chunk.to(self.device, torch.float32).permute(0, 3, 1, 2)  # (n, 3, H, W)
+            if chunk.dtype == torch.uint8:
+                x = x / 127.5 - 1.0
+            check_finite("images", x)
             x = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
             if x.shape[-2:] != (299, 299):
                 x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False, antialias=True)

@@ -1,12 +1,10 @@
-"""The main job (tools/demo.py) end to end in a quick configuration on the real concert clip: it trains
+"""The main job (``avtok demo``, avtok.generator.job) end to end in a quick configuration on the real concert clip: it trains
 both models, scores them with avtok-eval, logs to MLflow, writes the report, and a second run reuses the
 checkpoints instead of training again. Every number it reports must be the number it claims to be."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -26,11 +24,9 @@ STEPS = QUICK["max_steps"]
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("avtok_demo", ROOT / "tools" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["avtok_demo"] = module
-    spec.loader.exec_module(module)
-    return module
+    from avtok.generator.job import cli
+
+    return cli
 
 
 @pytest.fixture()

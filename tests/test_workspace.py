@@ -9,10 +9,10 @@ import ast
 import importlib
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -21,16 +21,18 @@ PACKAGES = {  # directory -> (distribution, module)
     "media-io": ("avtok-media-io", "media_io"),
     "kernels": ("avtok-kernels", "kernels"),
     "eval": ("avtok-eval", "eval"),
+    "train": ("avtok-train", "train"),
     "tokenizer": ("avtok-tokenizer", "tokenizer"),
     "generator": ("avtok-generator", "generator"),
 }
-# DESIGN.md: media-io, kernels -> eval -> tokenizer -> generator. Each module may import only these siblings.
+# DESIGN.md: media-io, kernels -> eval -> train -> tokenizer -> generator. Each module may import only these.
 ALLOWED_SIBLINGS = {
     "media_io": set(),
     "kernels": set(),
     "eval": {"media_io", "kernels"},
-    "tokenizer": {"media_io", "kernels", "eval"},
-    "generator": {"media_io", "kernels", "eval", "tokenizer"},
+    "train": {"media_io", "kernels", "eval"},
+    "tokenizer": {"media_io", "kernels", "eval", "train"},
+    "generator": {"media_io", "kernels", "eval", "train", "tokenizer"},
 }
 
 
@@ -100,3 +102,57 @@ def test_media_io_imports_alone() -> None:
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _module_name(path: Path, src: Path) -> str:
+    parts = path.relative_to(src).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the workspace modules it imports (any import statement, also inside functions), from the
+    sources with ast. ``from pkg import name`` points at ``pkg.name`` when that is a module, else ``pkg``."""
+    srcs = [ROOT / "packages" / d / "src" for d in PACKAGES]
+    files = {_module_name(p, src): p for src in srcs for p in src.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative import
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                for alias in node.names:
+                    edges.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base)
+        graph[name] = {e for e in edges if e in files and e != name}
+    return graph
+
+
+def test_module_import_graph_is_acyclic_and_follows_the_package_direction() -> None:
+    """No import cycle between modules (a package's ``__init__`` re-exporting its modules is an edge like any
+    other), and every edge goes along DESIGN.md's direction."""
+    graph = _import_graph()
+    assert len(graph) > 100, "the graph should cover every module of the workspace"
+    for src, targets in graph.items():
+        for dst in targets:
+            a, b = src.split(".")[1], dst.split(".")[1]
+            assert a == b or b in ALLOWED_SIBLINGS[a], f"{src} -> {dst}: against the package direction"
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])

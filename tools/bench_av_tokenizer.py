@@ -27,9 +27,9 @@ import time
 
 import torch
 
-from avtok.tokenizer.av_config import resolve_av_config
-from avtok.tokenizer.av_tokenizer import build_av_tokenizer
-from avtok.tokenizer.config import TransformerConfig
+from avtok.tokenizer.av.config import resolve_av_config
+from avtok.tokenizer.av.model import build_av_tokenizer
+from avtok.train.transformer import TransformerConfig
 
 
 def _timed(fn) -> tuple[float, float]:

@@ -25,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from avtok.kernels import attention, fsq, gram_loss, gram_loss_reference
 from torch import Tensor
+
+from avtok.kernels import attention, fsq, gram_loss, gram_loss_reference
 
 ATOKEN_LEVELS = (4,) * 6
 ATOKEN_GROUPS = 8

@@ -20,6 +20,7 @@ import time
 
 import av
 import torch
+
 from avtok.media_io import log_mel, probe, read_clip, sample_path
 
 

@@ -20,6 +20,7 @@ import statistics
 import time
 
 import torch
+
 from avtok.eval.image_metrics import psnr_from_mse
 from avtok.media_io import read_clip
 from avtok.media_io.samples import sample_path

@@ -1,4 +1,4 @@
-"""Benchmark the shared training runtime (avtok.tokenizer.training) against plain PyTorch, side by side.
+"""Benchmark the shared training runtime (avtok.train) against plain PyTorch, side by side.
 
 1. Loop overhead: seconds per optimiser step of ``Trainer`` (AdamW + warmup-cosine, clipping, NaN guard,
    logging every 10 steps, progress bar off) vs a hand-written loop doing the same forward/backward/AdamW/
@@ -23,8 +23,8 @@ from torch import nn
 from avtok.eval.audio_metrics import mrstft_distance
 from avtok.media_io import read_audio
 from avtok.media_io.samples import sample_path
-from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer, build_optimizer, build_scheduler
-from avtok.tokenizer.training.losses import mrstft_loss
+from avtok.tokenizer.losses import mrstft_loss
+from avtok.train import ResumableLoader, TrainConfig, Trainer, build_optimizer, build_scheduler
 
 DIM, BATCH = 256, 32
 

@@ -22,25 +22,25 @@ import polars as pl
 import torch
 
 from avtok.eval.generation import GenerationConfig, evaluate_generation
-from avtok.eval.tracking import NullTracker
-from avtok.generator.ar_config import build_ar_config
-from avtok.generator.ar_model import ARTransformer
-from avtok.generator.ar_pipeline import ARPipeline, decode_indices, encode_windows, read_windows
-from avtok.generator.ar_sampling import ARSamplerConfig
-from avtok.generator.ar_train import ARTrainConfig, ar_loss, ar_step, token_dataset
-from avtok.generator.train import short_run_config
+from avtok.generator import recipes
+from avtok.generator.ar.config import build_ar_config
+from avtok.generator.ar.model import ARTransformer
+from avtok.generator.ar.pipeline import ARPipeline, decode_indices, encode_windows, read_windows
+from avtok.generator.ar.sampling import ARSamplerConfig
+from avtok.generator.ar.train import ARTrainConfig, ar_loss, token_dataset
+from avtok.generator.ovi.recipe import short_run_config
 from avtok.media_io import write_clip
-from avtok.tokenizer.training import ResumableLoader, Trainer
 
 TRAIN_SPAN = 49.0  # seconds of the 60 s clip the windows come from (the tokenizer holds out the last 10 s)
 
 
 def tokenizer_for(args):
-    from avtok.tokenizer.cli import load_model
+    from avtok.tokenizer.loading import load_model
 
     if args.tokenizer:
         return load_model(args.tokenizer)
-    from avtok.tokenizer.recipes import RunConfig, train_tokenizer
+    from avtok.tokenizer.recipes import RunConfig
+    from avtok.tokenizer.runner import train_tokenizer
 
     start = time.perf_counter()
     cfg = RunConfig(
@@ -75,13 +75,7 @@ def train_ar(tokens, args):
         progress=False,
     )
     start = time.perf_counter()
-    summary = Trainer(
-        model,
-        ar_step(ARTrainConfig(cond_dropout=0.1)),
-        ResumableLoader(token_dataset(tokens), batch_size=16),
-        train_cfg,
-        tracker=NullTracker(),
-    ).fit()
+    summary = recipes.train_ar(model, token_dataset(tokens), train_cfg, ar=ARTrainConfig(cond_dropout=0.1))
     m = summary.last_metrics
     print(
         f"AR: {model.num_params():,} params, {summary.steps} steps in {time.perf_counter() - start:.0f} s, "
@@ -152,14 +146,14 @@ def ar_samples(pipe, refs, args):
 
 def dit_samples(refs, starts, ref_idx, args):
     """The tiny twin DiT on the same windows (pooled latents at the tokenizer's window), t2av / a2v / v2a."""
-    from avtok.generator.config import build_config
-    from avtok.generator.flow import FlowMatchingConfig
-    from avtok.generator.latents import PooledAVLatents, PooledLatentConfig
-    from avtok.generator.pipeline import OviPipeline
-    from avtok.generator.sampling import SamplerConfig
-    from avtok.generator.text import EmbeddingCache, minilm_encoder
-    from avtok.generator.train import flow_step, latent_dataset
-    from avtok.generator.twin_dit import TwinDiT
+    from avtok.generator.ovi.config import build_config
+    from avtok.generator.ovi.flow import FlowMatchingConfig
+    from avtok.generator.ovi.latents import PooledAVLatents, PooledLatentConfig
+    from avtok.generator.ovi.pipeline import OviPipeline
+    from avtok.generator.ovi.recipe import latent_dataset
+    from avtok.generator.ovi.sampling import SamplerConfig
+    from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
+    from avtok.generator.ovi.twin_dit import TwinDiT
     from avtok.media_io import sample_path
 
     prompt = "a live band on stage <AUDCAP>rock band, drums and guitars, crowd<ENDAUDCAP>"
@@ -181,13 +175,7 @@ def dit_samples(refs, starts, ref_idx, args):
         progress=False,
     )
     start = time.perf_counter()
-    summary = Trainer(
-        model,
-        flow_step(fm, spec=codec.spec),
-        ResumableLoader(latent_dataset(clips, codec, text), batch_size=4),
-        cfg,
-        tracker=NullTracker(),
-    ).fit()
+    summary = recipes.train_generator(model, latent_dataset(clips, codec, text), cfg, fm=fm, spec=codec.spec)
     print(
         f"twin DiT: {summary.steps} steps in {time.perf_counter() - start:.0f} s, final train/loss "
         f"{summary.last_metrics.get('train/loss', float('nan')):.3f}"

@@ -23,23 +23,22 @@ import polars as pl
 import torch
 
 from avtok.eval.generation import GenerationConfig, evaluate_generation
-from avtok.eval.tracking import NullTracker
-from avtok.generator.config import build_config
-from avtok.generator.flow import FlowMatchingConfig
-from avtok.generator.latents import (
+from avtok.generator.ovi.config import build_config
+from avtok.generator.ovi.flow import FlowMatchingConfig
+from avtok.generator.ovi.latents import (
     PooledAVLatents,
     PooledLatentConfig,
     TokenizerLatentConfig,
     TokenizerLatents,
 )
-from avtok.generator.pipeline import OviPipeline
-from avtok.generator.sampling import SamplerConfig
-from avtok.generator.text import EmbeddingCache, minilm_encoder
-from avtok.generator.train import flow_step, latent_dataset, short_run_config
-from avtok.generator.twin_dit import TwinDiT
+from avtok.generator.ovi.pipeline import OviPipeline
+from avtok.generator.ovi.recipe import latent_dataset, short_run_config
+from avtok.generator.ovi.sampling import SamplerConfig
+from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
+from avtok.generator.ovi.twin_dit import TwinDiT
+from avtok.generator.recipes import train_generator
 from avtok.media_io import sample_path, write_clip
-from avtok.tokenizer.cli import load_model
-from avtok.tokenizer.training import ResumableLoader, Trainer
+from avtok.tokenizer.loading import load_model
 
 PROMPT = "a live band on stage <AUDCAP>rock band, drums and guitars, crowd<ENDAUDCAP>"
 
@@ -59,9 +58,7 @@ def train(name, data, codec, encoder, text_cache, args, **overrides):
         progress=False,
     )
     start = time.perf_counter()
-    summary = Trainer(
-        model, flow_step(fm, spec=codec.spec), ResumableLoader(data, batch_size=4), cfg, tracker=NullTracker()
-    ).fit()
+    summary = train_generator(model, data, cfg, fm=fm, spec=codec.spec, batch_size=4)
     print(
         f"{name}: {summary.steps} steps in {time.perf_counter() - start:.0f} s, "
         f"final train/loss {summary.last_metrics.get('train/loss', float('nan')):.4f}"

@@ -55,10 +55,12 @@ from einops import rearrange
 
 from avtok.eval.reconstruction import ReconstructionConfig, evaluate_reconstruction
 from avtok.media_io import AVClip
-from avtok.tokenizer import recipes_av, recipes_visual
-from avtok.tokenizer.av_config import resolve_av_config
-from avtok.tokenizer.pretrained import from_pretrained, save_pretrained
-from avtok.tokenizer.recipes import RunConfig, train_tokenizer
+from avtok.tokenizer.av import recipe as recipes_av
+from avtok.tokenizer.av.config import resolve_av_config
+from avtok.tokenizer.recipes import RunConfig
+from avtok.tokenizer.runner import train_tokenizer
+from avtok.tokenizer.visual import recipe as recipes_visual
+from avtok.train.pretrained import from_pretrained, save_pretrained
 
 HIGHER = {"psnr": True, "ssim": True, "si_sdr": True, "frame_fid": False, "mel_l1": False, "mrstft": False}
 TRIVIAL = ("baseline:mean_frame+silence", "baseline:repeat_first_frame+silence")

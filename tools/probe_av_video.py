@@ -38,11 +38,11 @@ import torch
 from evidence_tokenizer import PatchPCA  # tools/ is on sys.path when this script runs
 
 from avtok.eval.image_metrics import psnr_from_mse
-from avtok.tokenizer import recipes_av
-from avtok.tokenizer.av_config import resolve_av_config
-from avtok.tokenizer.av_tokenizer import AVTokenizer, AVTokenizerOutput
+from avtok.tokenizer.av import recipe as recipes_av
+from avtok.tokenizer.av.config import resolve_av_config
+from avtok.tokenizer.av.model import AVTokenizer, AVTokenizerOutput
+from avtok.tokenizer.losses import ar_prior_loss
 from avtok.tokenizer.recipes import RunConfig
-from avtok.tokenizer.training.losses import ar_prior_loss
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:

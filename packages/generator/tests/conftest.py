@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from avtok.generator.latents import (
+from avtok.generator.ovi.latents import (
     PooledAVLatents,
     PooledLatentConfig,
     TokenizerLatentConfig,

@@ -7,20 +7,20 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from avtok.generator.ar_config import build_ar_config, count_ar_parameters_formula
-from avtok.generator.ar_model import ARTransformer, ar_layout, build_sequences
-from avtok.generator.ar_pipeline import ARPipeline, decode_indices, encode_windows, read_windows
-from avtok.generator.ar_sampling import (
+from avtok.generator.ar.config import build_ar_config, count_ar_parameters_formula
+from avtok.generator.ar.model import ARTransformer, ar_layout, build_sequences
+from avtok.generator.ar.pipeline import ARPipeline, decode_indices, encode_windows, read_windows
+from avtok.generator.ar.sampling import (
     ARSamplerConfig,
     cfg_logits,
     generate_tokens,
     top_k_filter,
     top_p_filter,
 )
-from avtok.generator.ar_train import ARTrainConfig, ar_loss, ar_step, token_dataset
+from avtok.generator.ar.train import ARTrainConfig, ar_loss, token_dataset
 from avtok.generator.cli import app
 from avtok.media_io import probe, sample_path, write_clip
-from avtok.tokenizer.av_tokenizer import build_av_tokenizer
+from avtok.tokenizer.av.model import build_av_tokenizer
 
 GREEDY = ARSamplerConfig(temperature=0.0)
 
@@ -174,9 +174,8 @@ def test_a2v_v2a_keep_given_tokens(model, real_tokens, task):
 
 
 def test_teacher_forced_loss_falls_on_real_tokens(real_tokens, tmp_path):
-    from avtok.eval.tracking import NullTracker
-    from avtok.generator.train import short_run_config
-    from avtok.tokenizer.training import ResumableLoader, Trainer
+    from avtok.generator.ovi.recipe import short_run_config
+    from avtok.generator.recipes import train_ar
 
     assert len(torch.unique(real_tokens)) > 40  # real windows give varied tokens, not one code
     torch.manual_seed(0)
@@ -192,13 +191,7 @@ def test_teacher_forced_loss_falls_on_real_tokens(real_tokens, tmp_path):
     assert abs(before - math.log(1000)) < 0.3  # untrained: ~uniform over the 1000-entry codebook
     cfg = short_run_config(lr=3e-3, min_lr=3e-4, steps=40, checkpoint_dir=tmp_path / "ckpt", warmup_steps=4,
                            log_every=10, progress=False)
-    summary = Trainer(
-        model,
-        ar_step(ARTrainConfig(cond_dropout=0.1)),
-        ResumableLoader(token_dataset(real_tokens), batch_size=8),
-        cfg,
-        tracker=NullTracker(),
-    ).fit()
+    summary = train_ar(model, token_dataset(real_tokens), cfg, ar=ARTrainConfig(cond_dropout=0.1), batch_size=8)
     after = fixed_loss()
     counts = torch.bincount(real_tokens.flatten(), minlength=1000).float()
     p = counts[counts > 0] / counts.sum()

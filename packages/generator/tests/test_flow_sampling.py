@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from avtok.generator.config import LatentSpec, build_config
-from avtok.generator.flow import FlowBatch, FlowMatchingConfig, flow_matching_loss, interpolate
-from avtok.generator.sampling import SamplerConfig, TextCondition, guided_velocity, sample
-from avtok.generator.twin_dit import TwinDiT, TwinOutput
+from avtok.generator.ovi.config import LatentSpec, build_config
+from avtok.generator.ovi.flow import FlowBatch, FlowMatchingConfig, flow_matching_loss, interpolate
+from avtok.generator.ovi.sampling import SamplerConfig, TextCondition, guided_velocity, sample
+from avtok.generator.ovi.twin_dit import TwinDiT, TwinOutput
 
 SPEC = LatentSpec(
     video_frames=3,

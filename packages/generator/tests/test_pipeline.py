@@ -3,11 +3,11 @@ import torch
 from typer.testing import CliRunner
 
 from avtok.generator.cli import app
-from avtok.generator.config import build_config
-from avtok.generator.pipeline import OviPipeline
-from avtok.generator.sampling import SamplerConfig
-from avtok.generator.text import minilm_encoder
-from avtok.generator.twin_dit import TwinDiT
+from avtok.generator.ovi.config import build_config
+from avtok.generator.ovi.pipeline import OviPipeline
+from avtok.generator.ovi.sampling import SamplerConfig
+from avtok.generator.ovi.text import minilm_encoder
+from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.media_io import probe, read_clip, sample_path
 
 

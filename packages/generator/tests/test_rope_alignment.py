@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from avtok.generator.config import LatentSpec, build_config
-from avtok.generator.twin_dit import TwinDiT
+from avtok.generator.ovi.config import LatentSpec, build_config
+from avtok.generator.ovi.twin_dit import TwinDiT
 
 SPEC = LatentSpec.from_media(
     frames=121,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from avtok.generator.solvers import euler, shift_sigmas, sigma_grid, unipc
+from avtok.generator.ovi.solvers import euler, shift_sigmas, sigma_grid, unipc
 
 MU, S = 1.5, 0.3
 

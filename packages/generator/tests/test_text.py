@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from avtok.generator.text import EmbeddingCache, combined_prompt, minilm_encoder, t5_encoder
+from avtok.generator.ovi.text import EmbeddingCache, combined_prompt, minilm_encoder, t5_encoder
 
 
 def test_combined_prompt_tags():

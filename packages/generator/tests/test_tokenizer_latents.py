@@ -9,12 +9,12 @@ latents of real clips)."""
 import pytest
 import torch
 
-from avtok.generator.config import build_config
-from avtok.generator.latents import TokenizerLatentConfig, TokenizerLatents
-from avtok.generator.pipeline import OviPipeline
-from avtok.generator.sampling import SamplerConfig
-from avtok.generator.text import minilm_encoder
-from avtok.generator.twin_dit import TwinDiT
+from avtok.generator.ovi.config import build_config
+from avtok.generator.ovi.latents import TokenizerLatentConfig, TokenizerLatents
+from avtok.generator.ovi.pipeline import OviPipeline
+from avtok.generator.ovi.sampling import SamplerConfig
+from avtok.generator.ovi.text import minilm_encoder
+from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.media_io import log_mel, sample_path
 from avtok.tokenizer import build_tokenizer
 from avtok.tokenizer.mel_image import mel_to_image

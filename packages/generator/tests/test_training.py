@@ -4,13 +4,13 @@ handful of real clips (CPU)."""
 import pytest
 import torch
 
-from avtok.eval.tracking import NullTracker
-from avtok.generator.config import build_config
-from avtok.generator.flow import FlowBatch, FlowMatchingConfig, flow_matching_loss
-from avtok.generator.latents import TokenizerLatentConfig, TokenizerLatents
-from avtok.generator.train import flow_step, freeze, short_run_config, trainable_count
-from avtok.generator.twin_dit import TwinDiT
-from avtok.tokenizer.training import ResumableLoader, TrainConfig, Trainer
+from avtok.generator.ovi.config import build_config
+from avtok.generator.ovi.flow import FlowBatch, FlowMatchingConfig, flow_matching_loss
+from avtok.generator.ovi.latents import TokenizerLatentConfig, TokenizerLatents
+from avtok.generator.ovi.recipe import freeze, short_run_config, trainable_count
+from avtok.generator.ovi.twin_dit import TwinDiT
+from avtok.generator.recipes import train_generator
+from avtok.train import TrainConfig
 
 
 def dataset(real_latents):
@@ -49,8 +49,7 @@ def train(model, items, spec, *, steps: int, directory):
     """``steps`` optimizer steps of the flow loss through the shared Trainer (warmup-cosine 3e-3 → 3e-4)."""
     cfg = short_run_config(lr=3e-3, min_lr=3e-4, steps=steps, checkpoint_dir=directory, warmup_steps=10,
                            log_every=50, progress=False)
-    step = flow_step(FlowMatchingConfig(text_dropout=0.0), spec=spec)
-    return Trainer(model, step, ResumableLoader(items, batch_size=4), cfg, tracker=NullTracker()).fit()
+    return train_generator(model, items, cfg, fm=FlowMatchingConfig(text_dropout=0.0), spec=spec, batch_size=4)
 
 
 def test_freeze_modes():
@@ -83,9 +82,7 @@ def test_attention_only_training_keeps_ffns_fixed(real_latents, codec):
     ffn0 = model.video.blocks[0].ffn.fc1.weight.clone()
     attn0 = model.video.blocks[0].cross_attn.k_fusion.weight.clone()
     cfg = TrainConfig(lr=1e-3, warmup_steps=0, max_steps=3, ema_decay=None, progress=False, log_every=1)
-    Trainer(
-        model, flow_step(spec=codec.spec), ResumableLoader(items, batch_size=2), cfg, tracker=NullTracker()
-    ).fit()
+    train_generator(model, items, cfg, spec=codec.spec, batch_size=2)
     assert torch.equal(model.video.blocks[0].ffn.fc1.weight, ffn0)
     assert not torch.equal(model.video.blocks[0].cross_attn.k_fusion.weight, attn0)
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from avtok.generator.config import PRESETS, LatentSpec, build_config, count_parameters_formula
-from avtok.generator.twin_dit import TwinDiT
+from avtok.generator.ovi.config import PRESETS, LatentSpec, build_config, count_parameters_formula
+from avtok.generator.ovi.twin_dit import TwinDiT
 
 
 def tiny(**kw) -> TwinDiT:

@@ -11,15 +11,16 @@ import sys
 
 import numpy as np
 import torch
+
 from avtok.kernels.fsq import fsq_reference, fsq_tables
-from avtok.kernels.fsq_numba import _column_tables
+from avtok.kernels.fsq_tables import column_tables
 
 
 def check(levels: tuple[int, ...], groups: int, rows: int) -> None:
     from avtok.kernels import fsq_cuda
 
     tables = fsq_tables(levels)
-    col = _column_tables(tables, groups)
+    col = column_tables(tables, groups)
     gen = torch.Generator().manual_seed(len(levels))
     z = torch.randn(rows, groups * len(levels), generator=gen) * 1.5
     thr = np.where(np.isfinite(tables.thresholds), tables.thresholds, 0).astype(np.float32)

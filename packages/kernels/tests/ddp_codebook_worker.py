@@ -12,6 +12,7 @@ import sys
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
 from avtok.kernels import CodebookStats
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from avtok.kernels import attention, attention_reference, build_attention_mask
 
 BACKENDS = ["torch", "flex"]

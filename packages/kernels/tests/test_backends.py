@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from avtok.kernels import BACKEND_ENV_VAR, BackendUnavailableError, available_backends
 from avtok.kernels.backends import has_module, import_optional, resolve_backend
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from avtok.kernels import CodebookStats
 
 WORKER = Path(__file__).with_name("ddp_codebook_worker.py")

@@ -8,10 +8,11 @@ import os
 import numpy as np
 import pytest
 import torch
-from avtok.kernels import FSQ, BackendUnavailableError, codes_to_indices, fsq, fsq_reference, indices_to_codes
-from avtok.kernels.fsq import FSQ_EPS, fsq_tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from avtok.kernels import FSQ, BackendUnavailableError, codes_to_indices, fsq, fsq_reference, indices_to_codes
+from avtok.kernels.fsq_tables import FSQ_EPS, fsq_tables
 
 LEVEL_MIXES = [(8, 5, 5, 5), (4,) * 6, (8, 8, 8, 5, 5, 5)]
 # The Hatch matrix sets AVTOK_KERNELS_BACKEND; without it every CPU backend is checked.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from avtok.kernels import gram_loss, gram_loss_reference, gram_matrix
 from avtok.kernels.gram import symmetric_difference
 

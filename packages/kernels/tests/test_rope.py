@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from avtok.kernels import RopeND, rope_frequencies, rope_nd
 
 CASES = [  # (axes_dims, head dim, start_dim): 1D, 3D video, 4D AToken (t, x, y, z), partial band

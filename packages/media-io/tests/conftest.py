@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from avtok.media_io import read_clip, sample_path, write_clip
 
 

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from avtok.media_io import AVClip, MediaError
 
 

@@ -6,6 +6,8 @@ import warnings
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
+
 from avtok.media_io import (
     AVWindowDataset,
     CachedWindowDataset,
@@ -16,7 +18,6 @@ from avtok.media_io import (
     sample_path,
     write_clip,
 )
-from torch.utils.data import DataLoader
 
 WINDOW = dict(window_frames=8, fps=8.0, size=(32, 32), sample_rate=8000, channels=1)
 

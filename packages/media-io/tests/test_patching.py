@@ -2,9 +2,10 @@
 
 import pytest
 import torch
-from avtok.media_io import MediaError, pack, pad_batch, patchify, unpack, unpad_batch, unpatchify
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from avtok.media_io import MediaError, pack, pad_batch, patchify, unpack, unpad_batch, unpatchify
 
 dims = st.integers(min_value=1, max_value=23)
 patches = st.tuples(st.integers(1, 4), st.integers(1, 8), st.integers(1, 8))

@@ -4,6 +4,7 @@ import av
 import numpy as np
 import pytest
 import torch
+
 from avtok.media_io import MediaError, probe, read_audio, read_clip, sample_path
 
 

@@ -1,4 +1,5 @@
 import pytest
+
 from avtok.media_io import MediaError, list_samples, probe, sample_path
 from avtok.media_io import samples as samples_module
 

@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy.signal import get_window
+
 from avtok.media_io import (
     MediaError,
     MelConfig,
@@ -15,7 +17,6 @@ from avtok.media_io import (
     sample_path,
     stft,
 )
-from scipy.signal import get_window
 
 
 def _hz_to_mel_slaney(f):

@@ -4,6 +4,7 @@ import importlib.util
 
 import pytest
 import torch
+
 from avtok.media_io import (
     MediaError,
     MelConfig,

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+
 from avtok.media_io import AVClip, MediaError, probe, read_clip, write_clip
 
 

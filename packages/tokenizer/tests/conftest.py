@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from avtok.media_io import read_clip
 from avtok.media_io.samples import sample_path
 from avtok.tokenizer import VisualTokenizer, build_tokenizer, resolve_config

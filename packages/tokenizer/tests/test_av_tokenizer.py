@@ -9,16 +9,16 @@ import torch
 
 from avtok.media_io import log_mel, read_clip, sample_path
 from avtok.tokenizer import from_pretrained, save_pretrained
-from avtok.tokenizer.av_clip import clip_inputs
-from avtok.tokenizer.av_config import resolve_av_config
-from avtok.tokenizer.av_tokenizer import (
+from avtok.tokenizer.av.clip import clip_inputs
+from avtok.tokenizer.av.config import resolve_av_config
+from avtok.tokenizer.av.model import (
     AVTokenizer,
     AVTokenizerOutput,
     _patch_coords,
     _resample,
     build_av_tokenizer,
 )
-from avtok.tokenizer.config import TransformerConfig
+from avtok.train.transformer import TransformerConfig
 
 
 @pytest.fixture(scope="module")

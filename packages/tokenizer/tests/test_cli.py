@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from avtok.media_io import probe, read_clip, sample_path, write_clip
 from avtok.media_io.vocoder import has_hifigan
 from avtok.tokenizer import from_pretrained, save_pretrained
-from avtok.tokenizer.av_clip import encode_clips
-from avtok.tokenizer.av_tokenizer import build_av_tokenizer
+from avtok.tokenizer.av.clip import encode_clips
+from avtok.tokenizer.av.model import build_av_tokenizer
 from avtok.tokenizer.cli import app
 
 runner = CliRunner()

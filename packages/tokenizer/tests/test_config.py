@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from avtok.tokenizer import (
     PRESETS,
     TransformerConfig,

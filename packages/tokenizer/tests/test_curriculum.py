@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from avtok.media_io import read_clip, sample_path, write_clip
-from avtok.tokenizer import build_av_tokenizer, build_tokenizer, recipes
+from avtok.tokenizer import build_av_tokenizer, build_tokenizer, runner
 from avtok.tokenizer.curriculum import (
     ATOKEN_TASK_RATIOS,
     AV_ROLES,
@@ -19,8 +19,9 @@ from avtok.tokenizer.curriculum import (
     available_ratios,
     get_schedule,
 )
-from avtok.tokenizer.recipes import RunConfig, train_tokenizer
-from avtok.tokenizer.training import CheckpointManager, ResumableLoader, TrainConfig, build_optimizer
+from avtok.tokenizer.recipes import RunConfig
+from avtok.tokenizer.runner import train_tokenizer
+from avtok.train import CheckpointManager, ResumableLoader, TrainConfig, build_optimizer
 
 
 def _role_of(name: str) -> str | None:
@@ -156,13 +157,13 @@ def short_clip(tmp_path_factory):
 
 def test_stage_k_starts_from_stage_k_minus_1_checkpoint(short_clip, tmp_path, monkeypatch) -> None:
     starts = []
-    original = recipes._run_stage
+    original = runner._run_stage
 
     def spy(cfg, ctx, family, model, stage, k, *args):
         starts.append({k_: v.detach().clone() for k_, v in model.state_dict().items()})
         return original(cfg, ctx, family, model, stage, k, *args)
 
-    monkeypatch.setattr(recipes, "_run_stage", spy)
+    monkeypatch.setattr(runner, "_run_stage", spy)
     cfg = RunConfig(
         schedule="vfal",
         data=str(short_clip),
@@ -176,15 +177,15 @@ def test_stage_k_starts_from_stage_k_minus_1_checkpoint(short_clip, tmp_path, mo
     model, results = train_tokenizer(cfg)
     assert [r.name for r in results] == ["video", "audio", "decoders"] and len(starts) == 3
     for k in (1, 2):
-        prev = CheckpointManager(recipes.stage_dir(tmp_path, k - 1, results[k - 1])).load(None).model
+        prev = CheckpointManager(runner.stage_dir(tmp_path, k - 1, results[k - 1])).load(None).model
         assert set(prev) == set(starts[k])
         for key, value in prev.items():
             assert torch.equal(starts[k][key], value), key
-    prev0 = CheckpointManager(recipes.stage_dir(tmp_path, 0, results[0])).load(None).model
+    prev0 = CheckpointManager(runner.stage_dir(tmp_path, 0, results[0])).load(None).model
     changed = [k for k in prev0 if not torch.equal(prev0[k], starts[0][k])]
     assert changed, "stage 0 trained nothing"
     assert not any(k.startswith("streams.audio.") for k in changed)  # audio frozen in VFAL stage 1
-    last = CheckpointManager(recipes.stage_dir(tmp_path, 2, results[2])).load(None)
+    last = CheckpointManager(runner.stage_dir(tmp_path, 2, results[2])).load(None)
     out = model.state_dict()
     assert all(torch.equal(out[k], last.ema[k]) for k in out)  # the run's output: the last stage's EMA
     assert any(not torch.equal(out[k], last.model[k]) for k in out)  # … which differs from the raw weights

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from avtok.media_io import MelConfig, log_mel, read_clip, sample_path, write_clip
-from avtok.tokenizer import recipes_visual
 from avtok.tokenizer.mel_image import MEL_IMAGE_RANGE, image_to_mel, mel_to_image
-from avtok.tokenizer.recipes import RunConfig, train_tokenizer
-from avtok.tokenizer.recipes_visual import mel_windows
+from avtok.tokenizer.recipes import RunConfig
+from avtok.tokenizer.runner import train_tokenizer
+from avtok.tokenizer.visual import recipe as recipes_visual
+from avtok.tokenizer.visual.recipe import mel_windows
 
 
 @pytest.fixture(scope="module")

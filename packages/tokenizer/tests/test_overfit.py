@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from avtok.eval import psnr
 from avtok.media_io import read_clip, sample_path
 from avtok.tokenizer import build_tokenizer

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from avtok.tokenizer import TilingConfig, VisualTokenizer, from_pretrained, save_pretrained
 
 

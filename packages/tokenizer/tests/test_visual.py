@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 import torch
+
 from avtok.kernels import FSQ
 from avtok.media_io import AVClip, unpack, unpatchify
 from avtok.tokenizer import TokenizerOutput, kl_divergence

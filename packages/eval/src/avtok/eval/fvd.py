@@ -9,8 +9,8 @@ with ``call_style="plain"``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 

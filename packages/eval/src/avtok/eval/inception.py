@@ -8,8 +8,8 @@ directory with ``torch.jit.load``; nothing is downloaded.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch

@@ -10,21 +10,22 @@ from typing import Annotated
 import torch
 import typer
 
-from avtok.generator.config import build_config, count_parameters_formula
-from avtok.generator.flow import FlowMatchingConfig
-from avtok.generator.latents import (
+from avtok.generator import recipes
+from avtok.generator.ovi.config import build_config, count_parameters_formula
+from avtok.generator.ovi.flow import FlowMatchingConfig
+from avtok.generator.ovi.latents import (
     PooledAVLatents,
     PooledLatentConfig,
     TokenizerLatentConfig,
     TokenizerLatents,
 )
-from avtok.generator.pipeline import OviPipeline
-from avtok.generator.sampling import SamplerConfig
-from avtok.generator.text import EmbeddingCache, minilm_encoder
-from avtok.generator.train import flow_step, freeze, latent_dataset, short_run_config, trainable_count
-from avtok.generator.twin_dit import TwinDiT
+from avtok.generator.ovi.pipeline import OviPipeline
+from avtok.generator.ovi.recipe import freeze, latent_dataset, short_run_config, trainable_count
+from avtok.generator.ovi.sampling import SamplerConfig
+from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
+from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.media_io import AVClip, probe, sample_path, write_clip
-from avtok.tokenizer.visual import VisualTokenizer
+from avtok.tokenizer.visual.model import VisualTokenizer
 
 app = typer.Typer(
     help="Audio-video generators: Ovi-style twin DiT, AR over AVTok tokens.", no_args_is_help=True
@@ -39,7 +40,7 @@ def _source(name: str) -> Path:
 def _codec(tokenizer: str | None, seconds: float) -> PooledAVLatents | TokenizerLatents:
     if tokenizer is None:
         return PooledAVLatents(PooledLatentConfig(seconds=seconds))
-    from avtok.tokenizer.cli import load_model
+    from avtok.tokenizer.loading import load_model
 
     model = load_model(tokenizer)
     if not isinstance(model, VisualTokenizer):
@@ -85,7 +86,7 @@ def info(
 ) -> None:
     """Print a preset's config and parameter counts (closed form)."""
     if ar:
-        from avtok.generator.ar_config import build_ar_config, count_ar_parameters_formula
+        from avtok.generator.ar.config import build_ar_config, count_ar_parameters_formula
 
         cfg = build_ar_config(preset)
         counts = count_ar_parameters_formula(cfg)
@@ -124,7 +125,6 @@ def train(
 ) -> None:
     """Train on windows of real clips through the shared avtok Trainer; save a pipeline directory."""
     from avtok.eval.tracking import MlflowTracker, NullTracker
-    from avtok.tokenizer.training import ResumableLoader, Trainer
 
     codec = _codec(tokenizer, seconds)
     clips = _windows(codec, sources or ["concert"], windows)
@@ -147,17 +147,10 @@ def train(
     tracker = MlflowTracker(experiment="avtok-generator") if mlflow else NullTracker()
     scale = model.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
     typer.echo(f"{len(data)} windows, {trainable_count(model):,} trainable params, RoPE scale {scale:.4f}")
-    summary = Trainer(
-        model,
-        flow_step(fm, spec=codec.spec, null_text=null),
-        ResumableLoader(data, batch_size=min(batch_size, len(data)), seed=seed),
-        cfg,
-        tracker=tracker,
-        params={
-            "generator": model.cfg.to_dict(),
-            "flow": {"independent_t": independent_t, "task_probs": task_probs},
-        },
-    ).fit()
+    summary = recipes.train_generator(
+        model, data, cfg, fm=fm, spec=codec.spec, null_text=null, batch_size=batch_size, tracker=tracker,
+        params={"flow": {"independent_t": independent_t, "task_probs": task_probs}},
+    )
     tracker.close()
     OviPipeline(model, codec, encoder).save(output)
     typer.echo(
@@ -216,8 +209,8 @@ def sample(
 
 def _tokenizer(name: str):
     """An AV tokenizer: a ``save_pretrained`` / tokenizer run directory, or a preset (random weights)."""
-    from avtok.tokenizer.av_tokenizer import AVTokenizer
-    from avtok.tokenizer.cli import load_model
+    from avtok.tokenizer.av.model import AVTokenizer
+    from avtok.tokenizer.loading import load_model
 
     torch.manual_seed(0)  # a preset's random weights are the same on every call
     net = load_model(name)
@@ -248,11 +241,10 @@ def train_ar(
 ) -> None:
     """Encode windows with the AV tokenizer, train the AR generator through the shared Trainer, save it."""
     from avtok.eval.tracking import MlflowTracker, NullTracker
-    from avtok.generator.ar_config import build_ar_config
-    from avtok.generator.ar_model import ARTransformer
-    from avtok.generator.ar_pipeline import ARPipeline, encode_windows, read_windows
-    from avtok.generator.ar_train import ARTrainConfig, ar_step, token_dataset
-    from avtok.tokenizer.training import ResumableLoader, Trainer
+    from avtok.generator.ar.config import build_ar_config
+    from avtok.generator.ar.model import ARTransformer
+    from avtok.generator.ar.pipeline import ARPipeline, encode_windows, read_windows
+    from avtok.generator.ar.train import ARTrainConfig, token_dataset
 
     tok = _tokenizer(tokenizer)
     sources = sources or ["concert"]
@@ -277,14 +269,11 @@ def train_ar(
     train_cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed)
     tracker = MlflowTracker(experiment="avtok-generator-ar") if mlflow else NullTracker()
     typer.echo(f"{len(indices)} windows → tokens {tuple(indices.shape)}, {model.num_params():,} params")
-    summary = Trainer(
-        model,
-        ar_step(ARTrainConfig(task_probs=probs, cond_dropout=cond_dropout)),
-        ResumableLoader(token_dataset(indices, labels), batch_size=min(batch_size, len(indices)), seed=seed),
-        train_cfg,
-        tracker=tracker,
+    summary = recipes.train_ar(
+        model, token_dataset(indices, labels), train_cfg,
+        ar=ARTrainConfig(task_probs=probs, cond_dropout=cond_dropout), batch_size=batch_size, tracker=tracker,
         params={"ar": cfg.to_dict(), "tokenizer": tokenizer, "task_probs": task_probs},
-    ).fit()
+    )
     tracker.close()
     ARPipeline(model, tok).save(output)
     typer.echo(
@@ -316,8 +305,8 @@ def sample_ar(
     num: int = 1,
 ) -> None:
     """Generate AVTok tokens autoregressively and decode them into playable mp4s with sound."""
-    from avtok.generator.ar_pipeline import ARPipeline, read_windows
-    from avtok.generator.ar_sampling import ARSamplerConfig
+    from avtok.generator.ar.pipeline import ARPipeline, read_windows
+    from avtok.generator.ar.sampling import ARSamplerConfig
 
     pipe = ARPipeline.load(model, tokenizer=_tokenizer(tokenizer) if tokenizer else None)
     clips = None

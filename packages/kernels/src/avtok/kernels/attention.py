@@ -24,8 +24,9 @@ import warnings
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from avtok.kernels.backends import has_module, import_optional, resolve_backend
 from torch import Tensor
+
+from avtok.kernels.backends import has_module, import_optional, resolve_backend
 
 __all__ = ["attention", "attention_reference", "build_attention_mask", "segment_ids"]
 

@@ -17,10 +17,10 @@ import math
 
 import numpy as np
 import torch
-from avtok.kernels.fsq import FSQTables
-from avtok.kernels.fsq_numba import _column_tables
 from numba import cuda, float32, int32
 from torch import Tensor
+
+from avtok.kernels.fsq_tables import FSQTables, column_tables
 
 __all__ = ["THREADS_PER_BLOCK", "fsq_cuda", "fsq_cuda_backward_kernel", "fsq_cuda_forward_kernel",
            "launch_backward", "launch_forward"]
@@ -84,7 +84,7 @@ def launch_backward(z, grad_codes, shift, grad_scale, grad_z, stream=0) -> None:
 
 @functools.cache  # one small upload per (level set, groups, device), not one per call
 def _device_tables(tables: FSQTables, num_groups: int, device: torch.device) -> dict[str, Tensor]:
-    col = _column_tables(tables, num_groups)
+    col = column_tables(tables, num_groups)
     names = ("thresholds", "half_width", "basis", "shift", "grad_scale")
     return {name: torch.from_numpy(np.asarray(getattr(col, name))).to(device) for name in names}
 

@@ -11,10 +11,10 @@ import functools
 
 import numpy as np
 import torch
-from avtok.kernels.backends import import_optional
-from avtok.kernels.fsq import FSQTables
-from avtok.kernels.fsq_numba import _column_tables
 from torch import Tensor
+
+from avtok.kernels.backends import import_optional
+from avtok.kernels.fsq_tables import FSQTables, column_tables
 
 __all__ = ["fsq_cupy"]
 
@@ -59,7 +59,7 @@ def _module():
 
 @functools.cache
 def _device_tables(tables: FSQTables, num_groups: int, device: torch.device) -> dict[str, Tensor]:
-    col = _column_tables(tables, num_groups)
+    col = column_tables(tables, num_groups)
     names = ("thresholds", "half_width", "basis", "shift", "grad_scale")
     return {name: torch.from_numpy(np.asarray(getattr(col, name))).to(device) for name in names}
 

@@ -16,14 +16,14 @@ torch's count is restored after the launch and after every kernel call, numba us
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numba
 import numpy as np
 import torch
-from avtok.kernels.fsq import FSQTables
 from numba import njit, prange
 from torch import Tensor
+
+from avtok.kernels.fsq_tables import FSQTables, column_tables
 
 __all__ = [
     "SERIAL_BELOW",
@@ -156,27 +156,6 @@ def fsq_numba_backward_kernel(z, grad_codes, shift, grad_scale, grad_z):
                 grad_z[n, col] = np.float32(scale * deriv)
 
 
-@dataclass(frozen=True, kw_only=True)
-class _ColumnTables:
-    thresholds: np.ndarray  # (T, C) float32, NaN padding
-    half_width: np.ndarray  # (C,) float32
-    basis: np.ndarray  # (d,) int32
-    shift: np.ndarray  # (C,) float32
-    grad_scale: np.ndarray  # (C,) float32
-
-
-@functools.cache
-def _column_tables(tables: FSQTables, num_groups: int) -> _ColumnTables:
-    """Per-dim constants tiled over the groups, so the kernels index by column without a modulo."""
-    return _ColumnTables(
-        thresholds=np.ascontiguousarray(np.tile(tables.thresholds.T, (1, num_groups))),
-        half_width=np.tile(tables.half_width.astype(np.float32), num_groups),
-        basis=tables.basis.astype(np.int32),
-        shift=np.tile(tables.shift32, num_groups),
-        grad_scale=np.tile(tables.grad_scale, num_groups),
-    )
-
-
 def _empty(shape: tuple[int, ...], dtype: type) -> Tensor:
     # numpy's allocator asks for transparent huge pages: first-touch page faults on a fresh 50 MB
     # output cost ~5x less than with torch.empty on this machine kind.
@@ -186,7 +165,7 @@ def _empty(shape: tuple[int, ...], dtype: type) -> Tensor:
 class _FSQNumbaFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z32: Tensor, tables: FSQTables, num_groups: int):  # z32 (N, G*d) fp32 contiguous
-        col = _column_tables(tables, num_groups)
+        col = column_tables(tables, num_groups)
         codes = _empty(tuple(z32.shape), np.float32)
         indices = _empty((z32.shape[0], num_groups), np.int32)
         if z32.shape[0]:

@@ -26,8 +26,9 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import torch
-from avtok.kernels.backends import has_module, resolve_backend
 from torch import Tensor
+
+from avtok.kernels.backends import has_module, resolve_backend
 
 __all__ = ["gram_loss", "gram_loss_reference", "gram_matrix", "symmetric_difference"]
 

@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from avtok.kernels.backends import import_optional
 from torch import Tensor
+
+from avtok.kernels.backends import import_optional
 
 __all__ = ["syrk_difference_blas", "syrk_difference_cupy"]
 

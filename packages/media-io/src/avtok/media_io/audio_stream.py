@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+
 from avtok.media_io.errors import MediaError
 from avtok.media_io.probe import container_duration, container_origin, open_container
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from avtok.media_io.errors import MediaError
 
 

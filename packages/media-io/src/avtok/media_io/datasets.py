@@ -21,14 +21,15 @@ from typing import Literal
 
 import av
 import torch
-from avtok.media_io.clip import AVClip
-from avtok.media_io.errors import MediaError
-from avtok.media_io.probe import MediaInfo, container_origin, open_container, probe
-from avtok.media_io.reading import read_clip
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
+
+from avtok.media_io.clip import AVClip
+from avtok.media_io.errors import MediaError
+from avtok.media_io.probe import MediaInfo, container_origin, open_container, probe
+from avtok.media_io.reading import read_clip
 
 MEDIA_EXTENSIONS = frozenset(
     {

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from avtok.media_io.errors import MediaError
 from einops import rearrange
+
+from avtok.media_io.errors import MediaError
 
 _MODALITIES = ("video", "image", "audio")
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+
 from avtok.media_io.errors import MediaError
 
 # FFmpeg demuxers that accept almost any file (e.g. "tty" renders a .txt as ANSI art video).

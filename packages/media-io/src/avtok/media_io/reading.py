@@ -30,6 +30,7 @@ import av
 import numpy as np
 import torch
 from av.video.reformatter import Interpolation, VideoReformatter
+
 from avtok.media_io.audio_stream import (
     SEEK_MARGIN,
     AudioCollector,

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import torch
 import torchaudio.functional as AF
+
 from avtok.media_io.errors import MediaError
 
 

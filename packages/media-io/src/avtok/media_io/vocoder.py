@@ -15,6 +15,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import torch
 import torchaudio.transforms as AT
+
 from avtok.media_io.errors import MediaError
 from avtok.media_io.spectral import MelConfig
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from avtok.media_io.clip import AVClip
 from avtok.media_io.errors import MediaError
 

@@ -18,12 +18,13 @@ import typer
 from safetensors.torch import load_file, save_file
 
 from avtok.media_io import write_clip
-from avtok.tokenizer.av_clip import decode_clips, encode_clips, read_window
-from avtok.tokenizer.av_config import expected_av_num_params, resolve_av_config
-from avtok.tokenizer.av_tokenizer import AVTokenizer, AVTokenizerOutput, build_av_tokenizer
-from avtok.tokenizer.config import expected_num_params, resolve_config
-from avtok.tokenizer.pretrained import config_to_dict, from_pretrained
-from avtok.tokenizer.visual import VisualTokenizer, build_tokenizer
+from avtok.tokenizer.av.clip import decode_clips, encode_clips, read_window
+from avtok.tokenizer.av.config import expected_av_num_params, resolve_av_config
+from avtok.tokenizer.av.model import AVTokenizer, AVTokenizerOutput
+from avtok.tokenizer.cli_train import reconstruct_command, train_command, user_call
+from avtok.tokenizer.loading import load_model, parse_preset
+from avtok.tokenizer.visual.config import expected_num_params, resolve_config
+from avtok.train.pretrained import config_to_dict
 
 app = typer.Typer(
     help="avtok tokenizers: train with curricula, encode, decode, reconstruct, info.",
@@ -41,42 +42,6 @@ Model = Annotated[
 Start = Annotated[float, typer.Option(help="Window start in seconds.")]
 
 
-def parse_preset(name: str) -> tuple[str, str]:
-    """``tiny-av`` / ``tiny`` → ("av", "tiny"); ``tiny-visual`` → ("visual", "tiny")."""
-    if name.endswith("-visual"):
-        family, preset = "visual", name[: -len("-visual")]
-    else:
-        family, preset = "av", name.removesuffix("-av")
-    try:
-        (resolve_av_config if family == "av" else resolve_config)(preset)
-    except ValueError as err:
-        raise typer.BadParameter(
-            f"{err} (presets: tiny-av, small-av, paper-av, tiny-visual, base-visual, "
-            "so400m-visual; or pass a directory written by save_pretrained)"
-        ) from err
-    return family, preset
-
-
-def _model_dir(path: Path) -> Path:
-    return path / "final" if (path / "final" / "config.json").exists() else path
-
-
-def load_model(model: str, *, device: str = "cpu") -> AVTokenizer | VisualTokenizer:
-    """A ``save_pretrained`` / run directory, or a preset name (randomly initialised)."""
-    if Path(model).is_dir():
-        d = _model_dir(Path(model))
-        if not (d / "config.json").exists():
-            raise typer.BadParameter(
-                f"{model}: no config.json (nor final/config.json); pass the directory "
-                "`avtok-tokenizer train --checkpoint-dir` wrote or a save_pretrained dir"
-            )
-        return from_pretrained(d, device=device).eval()
-    family, preset = parse_preset(model)
-    typer.echo(f"note: preset {model!r} has random weights", err=True)
-    net = build_av_tokenizer(preset) if family == "av" else build_tokenizer(preset)
-    return net.to(device).eval()
-
-
 def _av_only(net) -> AVTokenizer:
     if not isinstance(net, AVTokenizer):
         raise typer.BadParameter(
@@ -90,10 +55,10 @@ def _av_only(net) -> AVTokenizer:
 def info(model: Annotated[str, typer.Argument(help="Preset name or model directory.")] = "tiny") -> None:
     """Print the config, window / token budget and parameter counts."""
     if Path(model).is_dir():
-        net = load_model(model)
+        net = user_call(load_model, model)
         cfg, family = net.config, "av" if isinstance(net, AVTokenizer) else "visual"
     else:
-        family, preset = parse_preset(model)
+        family, preset = user_call(parse_preset, model)
         cfg = resolve_av_config(preset) if family == "av" else resolve_config(preset)
     typer.echo(json.dumps(config_to_dict(cfg), indent=2))
     if family == "visual":
@@ -113,7 +78,7 @@ def info(model: Annotated[str, typer.Argument(help="Preset name or model directo
 @app.command()
 def encode(source: Path, tokens: Path, model: Model = "tiny", start: Start = 0.0) -> None:
     """Encode one window of SOURCE into TOKENS (.safetensors) with the AV tokenizer."""
-    net = _av_only(load_model(model))
+    net = _av_only(user_call(load_model, model))
     clip = read_window(net, source, start=start)
     with torch.no_grad():
         out = encode_clips(net, clip)
@@ -135,7 +100,7 @@ def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
     """Decode TOKENS into a sounding mp4 OUTPUT (HiFi-GAN vocoder)."""
     from safetensors import safe_open
 
-    net = _av_only(load_model(model))
+    net = _av_only(user_call(load_model, model))
     with safe_open(str(tokens), framework="pt") as f:
         meta = f.metadata() or {}
     out = AVTokenizerOutput(
@@ -153,8 +118,6 @@ def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
         )
     typer.echo(str(write_clip(output, clip)))
 
-
-from avtok.tokenizer.cli_train import reconstruct_command, train_command  # noqa: E402  (registers below)
 
 app.command(name="train")(train_command)
 app.command(name="reconstruct")(reconstruct_command)

@@ -14,14 +14,26 @@ import typer
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
 from avtok.media_io import AVClip, read_clip, write_clip
-from avtok.tokenizer.av_clip import AVClipReconstructor, read_window
-from avtok.tokenizer.av_tokenizer import AVTokenizer
-from avtok.tokenizer.pretrained import save_pretrained
-from avtok.tokenizer.recipes import RunConfig, resolve_data, train_tokenizer
-from avtok.tokenizer.reconstruct import VisualReconstructor
-from avtok.tokenizer.training.distributed import dist_info
+from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
+from avtok.tokenizer.av.model import AVTokenizer
+from avtok.tokenizer.families import get_family
+from avtok.tokenizer.loading import load_model, parse_preset
+from avtok.tokenizer.recipes import RunConfig, resolve_data
+from avtok.tokenizer.runner import train_tokenizer
+from avtok.tokenizer.visual.reconstruct import VisualReconstructor
+from avtok.train.distributed import dist_info
+from avtok.train.pretrained import save_pretrained
 
 __all__ = ["train_command", "reconstruct_command", "metrics_table"]
+
+def user_call(fn, *args, **kwargs):
+    """Run a library call whose ValueError / FileNotFoundError is a user mistake: report it as a bad CLI
+    parameter (one line, exit code 2) instead of a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, FileNotFoundError) as err:
+        raise typer.BadParameter(str(err)) from err
+
 
 REPORT_COLUMNS = ("model", "psnr", "ssim", "frame_fid", "mel_l1", "mrstft", "si_sdr")
 HELDOUT_KINDS = {
@@ -89,9 +101,8 @@ def train_command(
     seed: int = 0,
 ) -> None:
     """Train a tokenizer with a curriculum on real clips; print held-out metrics next to the baselines."""
-    from avtok.tokenizer.cli import parse_preset
 
-    family, name = parse_preset(preset)
+    family, name = user_call(parse_preset, preset)
     sched = schedule or ("vfal" if family == "av" else "atoken")
     try:
         resolve_data(data)
@@ -164,9 +175,7 @@ def train_command(
 def _heldout(cfg: RunConfig, model) -> dict[str, pl.DataFrame]:
     """``heldout``: the held-out windows, each scored as a clip; ``heldout_clip`` (AV): each file's whole
     held-out tail as one clip, reconstructed window by window."""
-    import importlib
-
-    family = importlib.import_module(f"avtok.tokenizer.recipes_{cfg.family}")
+    family = get_family(cfg.family)
     ctx = family.prepare(cfg)
     out = {"heldout": family.heldout_report(model, ctx.held_out)}
     if cfg.family == "av" and ctx.held_clips:
@@ -201,9 +210,8 @@ def reconstruct_command(
     device: str = "cpu",
 ) -> None:
     """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
-    from avtok.tokenizer.cli import load_model
 
-    net = load_model(checkpoint, device=device)
+    net = user_call(load_model, checkpoint, device=device)
     if isinstance(net, AVTokenizer):
         c = net.config
         n = max(1, math.floor(duration / c.seconds))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from avtok.media_io import MelNormalizer
-from avtok.tokenizer.av_tokenizer import MEL_DEFAULT_RANGE
+from avtok.tokenizer.av.model import MEL_DEFAULT_RANGE
 
 __all__ = ["MEL_IMAGE_RANGE", "mel_to_image", "image_to_mel"]
 

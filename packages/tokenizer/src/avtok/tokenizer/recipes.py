@@ -1,7 +1,8 @@
-"""Training recipes: real-clip data, step functions, held-out evaluation and the staged-run driver.
+"""What every tokenizer family recipe shares: the run config, real-clip data helpers, the hooks a family gives
+the staged-run driver (:mod:`avtok.tokenizer.runner`) and the batch loader.
 
-``train_tokenizer(cfg)`` runs a :class:`~avtok.tokenizer.curriculum.Schedule` with the shared runtime
-(``avtok.tokenizer.training.Trainer``): one Trainer per stage, each in ``checkpoint_dir/<k>-<stage>``;
+``avtok.tokenizer.runner.train_tokenizer(cfg)`` runs a :class:`~avtok.tokenizer.curriculum.Schedule` with the shared runtime
+(``avtok.train.Trainer``): one Trainer per stage, each in ``checkpoint_dir/<k>-<stage>``;
 stage k loads stage k−1's final weights (model + buffers) before training, and a ``done.json`` marker per
 finished stage lets ``resume=True`` skip finished stages and continue the interrupted one bit-exactly.
 The model it returns (and ``avtok-tokenizer train`` saves as ``final/``) holds the last stage's EMA
@@ -17,26 +18,19 @@ markers and logs. A single process without torchrun's variables runs undistribut
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from avtok.eval.tracking import NullTracker, PrefixedTracker, Tracker
 from avtok.media_io import AVClip, read_clip
 from avtok.media_io.samples import sample_path
-from avtok.tokenizer.curriculum import (
-    Schedule,
-    Stage,
-    apply_stage,
-    get_schedule,
-)
-from avtok.tokenizer.training import CheckpointManager, ResumableLoader, TrainConfig, Trainer
-from avtok.tokenizer.training import distributed as dist
+from avtok.tokenizer.curriculum import get_schedule
+from avtok.train import ResumableLoader
+from avtok.train import distributed as dist
+from avtok.train.trainer import ArtifactsFn, EvaluateFn, StepFn
 
 __all__ = [
     "RunConfig",
@@ -44,8 +38,6 @@ __all__ = [
     "resolve_data",
     "load_media",
     "split_holdout",
-    "train_tokenizer",
-    "stage_dir",
     "windows",
     "evenly",
     "StageHooks",
@@ -187,158 +179,15 @@ def evenly(items: list, n: int) -> list:
     return [items[int(i * len(items) / n)] for i in range(n)]
 
 
-def stage_dir(root: Path, index: int, stage: Stage) -> Path:
-    return Path(root) / f"{index}-{stage.name}"
-
-
-def _done_marker(d: Path) -> Path:
-    return d / "done.json"
-
-
-def _load_previous(model: nn.Module, prev_dir: Path, *, ema: bool = False) -> None:
-    """Load stage k−1's final weights into ``model`` (shapes must match; new modules keep their init).
-
-    ``ema=True`` loads its EMA weights instead (when the checkpoint has them).
-    """
-    ckpt = CheckpointManager(prev_dir).load(None)
-    weights = ckpt.ema if ema and ckpt.ema is not None else ckpt.model
-    own = model.state_dict()
-    usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        raise ValueError(f"{prev_dir}: checkpoint shares no weights with this model; same preset?")
-    model.load_state_dict(usable, strict=False)
-
-
 @dataclass(kw_only=True)
 class StageHooks:
     """What a model family gives the driver for one stage."""
 
-    data: Any
-    step_fn: Any
-    evaluate: Any
-    artifacts: Any | None
+    data: ResumableLoader  # batches of this family's items (a Trainer data source)
+    step_fn: StepFn  # (model, batch) -> losses/metrics
+    evaluate: EvaluateFn  # (model) -> held-out metrics
+    artifacts: ArtifactsFn | None  # (model, out_dir) -> files to log
     grad_accum: int
-
-
-def train_tokenizer(
-    cfg: RunConfig, *, tracker: Tracker | None = None, resume: bool = False
-) -> tuple[nn.Module, list[StageResult]]:
-    """Run every enabled stage of ``cfg.schedule``; returns the final model and per-stage results."""
-    import importlib
-
-    family = importlib.import_module(f"avtok.tokenizer.recipes_{cfg.family}")  # model-family specifics
-    tracker = tracker or NullTracker()
-    info = dist.init_distributed()
-    device = rank_device(cfg.device, info)
-    schedule: Schedule = get_schedule(cfg.schedule, family=cfg.family)
-    stages = schedule.active
-    total = sum(s.fraction for s in stages)
-    ctx = family.prepare(cfg)
-    tracker.log_params({f"run.{k}": v for k, v in cfg.to_dict().items()})
-    results, prev = [], None
-    model = None
-    for k, stage in enumerate(stages):
-        d = stage_dir(cfg.checkpoint_dir, k, stage)
-        torch.manual_seed(cfg.seed + k)
-        model = family.build(cfg, ctx, stage).to(device)
-        if stage.init == "previous" and prev is not None:
-            _load_previous(model, prev)
-        done = _finished_steps(d, cfg, stage, total) if resume else None
-        if done is not None:
-            _load_previous(model, d)
-            results.append(
-                StageResult(
-                    name=stage.name,
-                    steps=done,
-                    start_step=done,
-                    checkpoint=CheckpointManager(d).latest(),
-                    skipped=True,
-                )
-            )
-            prev = d
-            continue
-        results.append(_run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, schedule))
-        prev = d
-    if prev is not None:  # the run's output: the last stage's EMA weights in a plain (never sharded) model
-        model = family.build(cfg, ctx, stages[-1]).to(device)
-        _load_previous(model, prev, ema=True)
-    return model, results
-
-
-def _finished_steps(d: Path, cfg: RunConfig, stage: Stage, total: float) -> int | None:
-    """Steps of a stage that is finished for this config, None when it must (continue to) train.
-
-    Finished = its ``done.json`` exists and it reached this config's step target, or it stopped on a
-    wall-clock budget equal to this config's share (a larger ``--max-steps`` or ``--minutes`` continues it).
-    """
-    marker = _done_marker(d)
-    if not marker.exists():
-        return None
-    info = json.loads(marker.read_text())
-    steps = int(info["steps"])
-    if steps >= _stage_steps(cfg, stage, total):
-        return steps
-    if info.get("stop") == "max_minutes" and info.get("minutes") == _stage_minutes(cfg, stage, total):
-        return steps
-    return None
-
-
-def _stage_minutes(cfg: RunConfig, stage: Stage, total: float) -> float | None:
-    return None if cfg.minutes is None else cfg.minutes * stage.fraction / total
-
-
-def _stage_steps(cfg: RunConfig, stage: Stage, total: float) -> int:
-    return max(1, math.ceil(cfg.max_steps * stage.fraction / total))
-
-
-def _run_stage(cfg, ctx, family, model, stage, k, d, total, tracker, resume, schedule) -> StageResult:
-    mults = apply_stage(model, stage)
-    hooks: StageHooks = family.hooks(cfg, ctx, model, stage)
-    steps = _stage_steps(cfg, stage, total)
-    tcfg = TrainConfig(
-        lr=cfg.lr,
-        min_lr=cfg.lr / 10,
-        warmup_steps=min(cfg.warmup_steps, steps // 4),
-        max_steps=steps,
-        lr_multipliers=mults,
-        grad_accum=hooks.grad_accum,
-        ema_decay=0.999,
-        seed=cfg.seed + k,
-        checkpoint_dir=d,
-        checkpoint_every=max(1, steps // 2),
-        keep_last=1,
-        log_every=max(1, min(20, steps // 5)),
-        eval_every=min(cfg.eval_every, steps),
-        max_minutes=_stage_minutes(cfg, stage, total),
-        progress=cfg.progress,
-        strategy=cfg.strategy,
-        anneal_to_budget=cfg.anneal_to_budget,
-    )
-    trainer = Trainer(
-        model,
-        hooks.step_fn,
-        hooks.data,
-        tcfg,
-        shard_modules=family.SHARD_MODULES,  # FSDP2 units (--strategy fsdp2)
-        forward_methods=("encode", "decode"),  # the eval / artifact hooks call these (FSDP2 gathers for them)
-        tracker=PrefixedTracker(tracker, f"{k}-{stage.name}"),
-        evaluate=hooks.evaluate,
-        artifacts=hooks.artifacts if cfg.artifacts else None,
-        params={"schedule": schedule.to_dict(), "stage": stage.name},
-        artifact_dir=d / "artifacts",
-    )
-    summary = trainer.fit(resume=resume)
-    marker = {"steps": summary.steps, "stop": summary.stop_reason, "minutes": tcfg.max_minutes}
-    if trainer.info.rank == 0:
-        _done_marker(d).write_text(json.dumps(marker))
-    dist.barrier()  # the next stage (every rank) reads this stage's checkpoint and marker
-    return StageResult(
-        name=stage.name,
-        steps=summary.steps,
-        start_step=summary.start_step,
-        checkpoint=summary.checkpoint,
-        eval_metrics=dict(summary.eval_metrics),
-    )
 
 
 def l1(a: Tensor, b: Tensor) -> Tensor:

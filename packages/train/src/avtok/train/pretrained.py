@@ -1,0 +1,108 @@
+"""save_pretrained / from_pretrained for every avtok model: ``model.safetensors`` + ``config.json``.
+
+A model class registers itself with ``register_model(kind, config_cls, builder)`` and exposes
+``.config`` (a dataclass) and a class attribute ``kind``. Loading is safe by construction: weights come
+from safetensors (no pickle) and the config is plain JSON turned back into typed dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "register_model", "save_pretrained", "from_pretrained",
+           "config_to_dict", "config_from_dict", "owner_package"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_REGISTRY: dict[str, tuple[type, Callable[[Any], nn.Module]]] = {}
+
+
+def register_model(kind: str, config_cls: type, builder: Callable[[Any], nn.Module]) -> None:
+    """Make ``from_pretrained`` able to rebuild models whose config.json says ``"kind": kind``."""
+    _REGISTRY[kind] = (config_cls, builder)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    """Turn a JSON value back into the annotated type (nested dataclasses, tuples, optionals)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is not type(None):
+                return _coerce(arg, value)
+    if dataclasses.is_dataclass(tp):
+        return config_from_dict(tp, value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v) for v in value)
+    return value
+
+
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Inverse of ``config_to_dict``; unknown keys are an error (a config from a newer version)."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}; the checkpoint was "
+                         "probably written by a newer avtok release — upgrade the package named in its config.json")
+    return cls(**{k: _coerce(hints[k], v) for k, v in data.items()})
+
+
+def owner_package(model: nn.Module) -> tuple[str, str | None]:
+    """The distribution that defines ``model``'s class and its version, e.g. ``("avtok-generator", "0.1.0")``:
+    a checkpoint records the package that can rebuild it, not the runtime's."""
+    root = ".".join(type(model).__module__.split(".")[:2])  # avtok.generator
+    version = getattr(importlib.import_module(root), "__version__", None)
+    return root.replace(".", "-").replace("_", "-"), version
+
+
+def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
+    """Write ``config.json`` (kind, version, config) and ``model.safetensors`` into ``directory``."""
+    kind = getattr(model, "kind", None)
+    if kind not in _REGISTRY:
+        raise ValueError(f"{type(model).__name__} has no registered kind ({kind!r}); call "
+                         "register_model(kind, ConfigClass, builder) for it first")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    package, version = owner_package(model)
+    meta = {"kind": kind, "package": package, "version": version, "config": config_to_dict(model.config)}
+    (out / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
+    return out
+
+
+def from_pretrained(directory: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model from ``config.json`` and load ``model.safetensors`` (strict key match)."""
+    src = Path(directory)
+    cfg_path, weights_path = src / CONFIG_NAME, src / WEIGHTS_NAME
+    for path in (cfg_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; pass a directory written by save_pretrained")
+    meta = json.loads(cfg_path.read_text())
+    kind = meta.get("kind")
+    if kind not in _REGISTRY:
+        raise ValueError(f"{cfg_path}: unknown model kind {kind!r}; known kinds are {sorted(_REGISTRY)} "
+                         "(import the package that registers it first)")
+    config_cls, builder = _REGISTRY[kind]
+    model = builder(config_from_dict(config_cls, meta["config"]))
+    model.load_state_dict(load_file(str(weights_path), device=str(device)), strict=True)
+    return model.to(device).eval()

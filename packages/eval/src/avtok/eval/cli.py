@@ -134,7 +134,9 @@ def gen(
     generated: Annotated[Path, typer.Argument(help="Folder of generated clips.")],
     references: Annotated[Path, typer.Argument(help="Folder of reference clips.")],
     fps: Fps = None, size: Size = None, sample_rate: Rate = None, duration: Dur = None,
-    i3d: Annotated[Path | None, typer.Option(help="TorchScript I3D weights: enables FVD.")] = None,
+    i3d: Annotated[Path | None, typer.Option(
+        help="TorchScript I3D file (e.g. StyleGAN-V's i3d_torchscript.pt): enables FVD. A TorchScript file "
+             "is executable code, run when FVD is computed: pass only files you trust.")] = None,
     frame_fid: Annotated[bool, typer.Option(help="Frame-level FID (Inception).")] = True,
     fad: Annotated[bool, typer.Option(help="FAD (aiSFX embeddings).")] = True,
     av_sync: Annotated[bool, typer.Option(help="Onset-alignment AV sync score.")] = True,

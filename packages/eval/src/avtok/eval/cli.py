@@ -33,7 +33,6 @@ _HINTS = {
     "pass duration >=": "pass --duration >=",
     "pass fps=... explicitly": "pass --fps",
     "e.g. size=(128, 128)": "e.g. --size 128",
-    "pass allow_silent=True to get silent audio": "silent files are read as silence",
 }
 _friendly = cli_errors(hints=_HINTS)
 

@@ -63,7 +63,7 @@ class _Accumulators:
             raise TypeError(f"{which}: expected AVClip items, got {type(clip).__name__}")
         self.count[which] = self.count.get(which, 0) + 1
         if self.inception is not None:
-            self._acc((which, "frames"), self.inception(clip.video_float()[:: self.cfg.frame_stride]))
+            self._acc((which, "frames"), self.inception(clip.video[:: self.cfg.frame_stride]))
         if self.aisfx is not None:
             self._acc((which, "audio"), self.aisfx(clip.audio, clip.sample_rate))
         if self.i3d is not None:

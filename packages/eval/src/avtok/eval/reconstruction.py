@@ -63,7 +63,7 @@ class _SetMetrics:
     def add(self, key: str, clip: AVClip) -> None:
         if self.inception is not None:
             acc = self.frames.setdefault(key, FrechetStats(self.fdim, name=f"{key} frames"))
-            acc.update(self.inception(clip.video_float()[:: self.cfg.frame_stride]))
+            acc.update(self.inception(clip.video[:: self.cfg.frame_stride]))  # uint8, converted per batch
         if self.aisfx is not None:
             acc = self.audio.setdefault(key, FrechetStats(self.adim, name=f"{key} audio"))
             acc.update(self.aisfx(clip.audio, clip.sample_rate))

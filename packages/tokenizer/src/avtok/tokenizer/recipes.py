@@ -77,6 +77,8 @@ class RunConfig:
     align_teacher: str | None = None  # AV: TorchScript (video, wave) -> (video, audio) features (REPA term)
     image_size: int = 64  # visual: frame side
     mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)
+    init: str | None = None  # visual: start every stage from this model folder (e.g. converted AToken)
+    distill_weight: float = 1.0  # visual with init: semantic distillation to the frozen initial model
     artifacts: bool = True
     progress: bool = False
 
@@ -92,6 +94,10 @@ class RunConfig:
                 "[-1,1], wave (B,samples) 22.05 kHz) -> (video_feats, audio_feats) and pass its local path, "
                 "or drop the flag"
             )
+        if self.init is not None and (self.family != "visual"
+                                      or not (Path(self.init) / "config.json").is_file()):
+            raise ValueError(f"--init {self.init}: needs a visual model folder with config.json (e.g. "
+                             "written by `avtok-tokenizer convert --from atoken`)")
         if self.strategy not in ("auto", "none", "ddp", "fsdp2"):
             raise ValueError(f"RunConfig.strategy={self.strategy!r}: use auto, none, ddp or fsdp2")
         if min(self.holdout_seconds, self.ar_prior_weight) < 0 or min(self.max_steps, self.batch_size) < 1:

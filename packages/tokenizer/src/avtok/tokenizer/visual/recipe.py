@@ -9,12 +9,14 @@ through) and, with mel images, a held-out log-mel L1."""
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from avtok.eval.clip_metrics import ClipMetricsConfig
 from avtok.eval.reconstruction import ReconstructionConfig, evaluate_reconstruction
@@ -22,6 +24,7 @@ from avtok.media_io import AVClip, MelConfig, WindowConfig, log_mel
 from avtok.media_io.windows import WindowBatch
 from avtok.tokenizer.curriculum import RoundRobinTasks, Stage, available_ratios
 from avtok.tokenizer.losses import (
+    ATokenLossWeights,
     ImageReconstructionLoss,
     ReconstructionWeights,
     atoken_objective,
@@ -41,6 +44,8 @@ if TYPE_CHECKING:  # polars only builds the result tables (imported there)
 __all__ = [
     "VisualContext",
     "prepare",
+    "load_init",
+    "distill_loss",
     "build",
     "hooks",
     "heldout_report",
@@ -65,6 +70,7 @@ class VisualContext:
     backbone: object | None
     windows: dict[str, WindowConfig]  # task -> the format of its streamed training windows
     held_mels: Tensor | None = None  # (K', 80, F, 3) (mel_images only)
+    teacher: VisualTokenizer | None = None  # frozen initial model (--init): semantic distillation target
 
 
 def mel_windows(clip: AVClip, *, seconds: float = MEL_SECONDS, hop_seconds: float | None = None) -> Tensor:
@@ -115,7 +121,11 @@ def prepare(cfg: RunConfig) -> VisualContext:
         from avtok.tokenizer.perceptual import InceptionFeatureMaps
 
         backbone = InceptionFeatureMaps()
-    return VisualContext(held_out=held, held_video=torch.stack([w.video_float() for w in held]),
+    teacher = None
+    if cfg.init is not None:
+        teacher = VisualTokenizer.from_pretrained(cfg.init).eval().requires_grad_(False)
+    return VisualContext(teacher=teacher, held_out=held,
+                         held_video=torch.stack([w.video_float() for w in held]),
                          backbone=backbone, windows=windows, held_mels=held_mels)
 
 
@@ -128,16 +138,40 @@ def _task_batch(task: str, windows: WindowBatch) -> Tensor:
 
 
 def build(cfg: RunConfig, ctx: VisualContext, stage: Stage) -> VisualTokenizer:
-    config = resolve_config(cfg.preset)
+    config = resolve_config(cfg.preset) if ctx.teacher is None else copy.deepcopy(ctx.teacher.config)
     config.use_fsq = stage.use_fsq
     config.__post_init__()
-    return build_tokenizer(config)
+    model = build_tokenizer(config)
+    if ctx.teacher is not None:
+        load_init(model, ctx.teacher.state_dict(), source=str(cfg.init))
+    return model
+
+
+def load_init(model: VisualTokenizer, state: dict[str, Tensor], *, source: str) -> None:
+    """``--init`` weights into ``model``: every tensor present with the same shape (FSQ has no weights)."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or wrong:
+        raise ValueError(f"--init {source}: does not fit the model (missing {missing[:4]}, shape mismatches "
+                         f"{wrong[:3]}); pass a folder of the same architecture")
+    model.load_state_dict({k: state[k] for k in own}, strict=True)
+
+
+def distill_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    """Semantic feature distillation: ``1 - cos(student, teacher)`` averaged over samples (AToken keeps its
+    understanding ability by distilling the image feature against the frozen initial model)."""
+    return 1.0 - F.cosine_similarity(student.float(), teacher.float(), dim=-1).mean()
 
 
 def hooks(cfg: RunConfig, ctx: VisualContext, model: VisualTokenizer, stage: Stage) -> StageHooks:
-    # No step computes the semantic loss (it needs a frozen teacher / paired text that cannot ship offline):
-    # freeze its head so it is not a parameter without gradients (which DDP rejects).
-    model.semantic.requires_grad_(False)
+    # Without --init no step computes a semantic loss (it needs a teacher / paired text that cannot ship
+    # offline): freeze its head so it is not a parameter without gradients (which DDP rejects). With --init
+    # the head stays alive, distilled against the frozen initial model's semantic feature.
+    distill = ctx.teacher is not None and cfg.distill_weight > 0
+    model.semantic.requires_grad_(distill)
+    teacher = ctx.teacher.to(next(model.parameters()).device) if distill else None
     ratios = available_ratios(stage.tasks, {"image_rec", "video_rec"})
     if "audio_rec" in ctx.windows:  # audio as mel images, as often as the most frequent visual task
         ratios["audio_rec"] = max(ratios.values())
@@ -149,6 +183,7 @@ def hooks(cfg: RunConfig, ctx: VisualContext, model: VisualTokenizer, stage: Sta
     data = RoundRobinTasks(sources, ratios)
     weights = ReconstructionWeights(gram=1e3 if cfg.gram else 0.0)
     image_loss = ImageReconstructionLoss(ctx.backbone, weights=weights)
+    loss_weights = ATokenLossWeights(sem=cfg.distill_weight)
 
     def step(net: VisualTokenizer, item: dict) -> dict:
         batch = item["batch"].to(next(net.parameters()).device)
@@ -159,7 +194,12 @@ def hooks(cfg: RunConfig, ctx: VisualContext, model: VisualTokenizer, stage: Sta
             terms = {"l1": l1(torch.stack(recs), batch)}
             terms["rec"] = terms["l1"]
         kl = kl_loss(out.mean, out.logvar) if out.mean is not None and out.logvar is not None else None
-        res = atoken_objective(rec=terms["rec"], kl=kl, parts=terms)
+        sem = None
+        if teacher is not None and item["task"] != "audio_rec":
+            with torch.no_grad():
+                target = teacher.encode(list(batch)).semantic  # (B, D) frozen initial image_feat
+            sem = distill_loss(out.semantic, target)
+        res = atoken_objective(rec=terms["rec"], sem=sem, kl=kl, parts=terms, weights=loss_weights)
         return {k: v for k, v in res.items() if k == "loss" or not k.startswith("_")}
 
     def evaluate(net: VisualTokenizer, step: int) -> dict[str, float]:

@@ -268,11 +268,26 @@ def sample(
     slg_layer: Annotated[
         int, typer.Option(help="Block skipped on the negative pass (-1 = off; Ovi: 11).")
     ] = -1,
+    ovi_ckpts: Annotated[
+        Path | None, typer.Option(help="Ovi's ckpt_dir (VAEs, umT5) for a model from `convert --from ovi`.")
+    ] = None,
+    text_encoder: Annotated[
+        Path | None, typer.Option(help="A transformers umT5 folder (default: Ovi's files under --ovi-ckpts).")
+    ] = None,
+    frames: Annotated[int, typer.Option(help="With --ovi-ckpts: frames at 24 fps (1 + 4k).")] = 121,
+    size: Annotated[int, typer.Option(help="With --ovi-ckpts: frame size in px (multiple of 32).")] = 704,
     seed: int = 0,
     num: int = 1,
 ) -> None:
     """Sample clip(s) and write playable mp4s with sound."""
-    pipe = OviPipeline.load(model)
+    try:
+        if ovi_ckpts is not None:
+            pipe = OviPipeline.for_ovi(model, ckpt_dir=ovi_ckpts, text_encoder=text_encoder, frames=frames,
+                                       size=size)
+        else:
+            pipe = OviPipeline.load(model)
+    except (FileNotFoundError, ValueError) as err:
+        raise typer.BadParameter(str(err)) from err
     clips = None
     if task in ("a2v", "v2a", "i2v"):
         if input_clip is None:

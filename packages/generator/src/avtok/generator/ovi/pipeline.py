@@ -96,8 +96,12 @@ class OviPipeline:
 
     def save(self, directory: str | Path) -> Path:
         """The model, ``pipeline.json`` and (TokenizerLatents) the tokenizer in ``tokenizer/``."""
+        from avtok.generator.ovi.ovi_latents import OviLatents
+
         if isinstance(self.codec, TokenizerLatents):
             kind = "tokenizer"
+        elif isinstance(self.codec, OviLatents):
+            kind = "ovi"
         elif isinstance(self.codec, PooledAVLatents):
             kind = "pooled"
         else:
@@ -107,9 +111,20 @@ class OviPipeline:
         if kind == "tokenizer":
             save_pretrained(self.codec.tokenizer, out / TOKENIZER_DIR)
         meta = {"codec": kind, "codec_config": dataclasses.asdict(self.codec.cfg),
-                "text_encoder": self.encoder.name}
+                "text_encoder": self.encoder.name,
+                "text_encoder_files": getattr(self.encoder, "files", None)}  # umT5: where to reload it
         (out / PIPELINE_NAME).write_text(json.dumps(meta, indent=2))
         return out
+
+    @classmethod
+    def for_ovi(cls, model_dir: str | Path, *, ckpt_dir: str | Path, text_encoder: str | Path | None = None,
+                frames: int = 121, size: int = 704) -> OviPipeline:
+        """A converted Ovi model (``convert --from ovi``) with Ovi's VAEs from ``ckpt_dir`` and umT5: a
+        transformers folder ``text_encoder``, else Ovi's ``Wan2.2-TI2V-5B`` umT5 files under ``ckpt_dir``."""
+        from avtok.generator.ovi.ovi_latents import OviLatentConfig, OviLatents
+
+        codec = OviLatents(OviLatentConfig(checkpoint_dir=str(ckpt_dir), frames=frames, size=size))
+        return cls(from_pretrained(model_dir), codec, umt5_encoder(**_umt5_files(ckpt_dir, text_encoder)))
 
     @classmethod
     def load(cls, directory: str | Path, *, encoder: TextEncoder | None = None) -> OviPipeline:
@@ -121,9 +136,32 @@ class OviPipeline:
             )
         meta = json.loads(meta_path.read_text())
         model = from_pretrained(directory)
+        if meta["codec"] == "ovi":
+            from avtok.generator.ovi.ovi_latents import OviLatentConfig, OviLatents
+
+            files = meta.get("text_encoder_files") or {}
+            return cls(model, OviLatents(OviLatentConfig(**meta["codec_config"])),
+                       encoder or umt5_encoder(**files))
         if meta["codec"] == "tokenizer":
             tokenizer = from_pretrained(Path(directory) / TOKENIZER_DIR)
             codec = TokenizerLatents(tokenizer, TokenizerLatentConfig(**meta["codec_config"]))
         else:
             codec = PooledAVLatents(PooledLatentConfig(**meta["codec_config"]))
         return cls(model, codec, encoder or minilm_encoder())  # type: ignore[arg-type]
+
+
+def _umt5_files(ckpt_dir: str | Path, text_encoder: str | Path | None) -> dict[str, str | None]:
+    if text_encoder is not None:
+        return {"folder": str(text_encoder), "weights": None}
+    wan = Path(ckpt_dir) / "Wan2.2-TI2V-5B"
+    return {"folder": str(wan / "google" / "umt5-xxl"),
+            "weights": str(wan / "models_t5_umt5-xxl-enc-bf16.pth")}
+
+
+def umt5_encoder(folder: str, weights: str | None = None) -> TextEncoder:
+    """Ovi's umT5 encoder (offline, local files), remembering its files so a saved pipeline reloads it."""
+    from avtok.generator.ovi.umt5 import UMT5TextEncoder
+
+    enc = UMT5TextEncoder(folder, weights=weights)
+    enc.files = {"folder": folder, "weights": weights}
+    return enc  # type: ignore[return-value]

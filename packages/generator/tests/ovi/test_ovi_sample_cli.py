@@ -80,3 +80,20 @@ def test_missing_text_encoder_is_a_clear_error(ovi_setup):
             "-o", str(root / "x.mp4")]
     res = CliRunner().invoke(app, args)
     assert res.exit_code != 0 and "umt5" in res.output.lower()
+
+
+def test_lora_fine_tune_on_ovi_latents_then_sample(ovi_setup):
+    root = ovi_setup
+    out = root / "ft"
+    args = ["train", "-o", str(out), "--init", str(root / "model"), "--ovi-ckpts", str(root / "ckpts"),
+            "--text-encoder", str(root / "umt5"), "--frames", "5", "--size", "32", "--windows", "2",
+            "--batch-size", "2", "--steps", "2", "--lora-rank", "2", "--loss-on", "audio"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    meta = json.loads((out / "pipeline.json").read_text())
+    assert meta["codec"] == "ovi" and meta["text_encoder_files"]["folder"] == str(root / "umt5")
+    res = CliRunner().invoke(app, ["sample", "--model", str(out), "--prompt", "a band", "--steps", "2",
+                                   "-o", str(root / "ft.mp4")])
+    assert res.exit_code == 0, res.output
+    assert read_clip(root / "ft.mp4").video.shape[0] == 5

@@ -187,6 +187,14 @@ def train(
     ] = "self,cross,fusion",
     lora_towers: Annotated[str, typer.Option(help="Towers that get adapters: video,audio.")] = "video,audio",
     loss_on: Annotated[str, typer.Option(help="both | video | audio (loss masking).")] = "both",
+    ovi_ckpts: Annotated[
+        Path | None, typer.Option(help="Ovi's ckpt_dir: latents from Ovi's VAEs, text from umT5 (--init Ovi).")
+    ] = None,
+    text_encoder: Annotated[
+        Path | None, typer.Option(help="A transformers umT5 folder (default: Ovi's files under --ovi-ckpts).")
+    ] = None,
+    frames: Annotated[int, typer.Option(help="With --ovi-ckpts: frames per window at 24 fps (1 + 4k).")] = 121,
+    size: Annotated[int, typer.Option(help="With --ovi-ckpts: frame size in px (multiple of 32).")] = 704,
     strategy: Annotated[str, typer.Option(help="Under torchrun: auto (DDP) | ddp | fsdp2 | none.")] = "auto",
     activation_checkpointing: Annotated[
         bool, typer.Option(help="Recompute each fusion block in backward (less memory).")
@@ -197,11 +205,17 @@ def train(
     """Train (or fine-tune with --init, fully or with LoRA) on windows of real clips; save a pipeline."""
     from avtok.eval.tracking import MlflowTracker, NullTracker
 
-    codec = _codec(tokenizer, seconds)
+    if ovi_ckpts is not None:  # Ovi's own latents and text encoder (fine-tuning a converted Ovi model)
+        from avtok.generator.ovi.ovi_latents import OviLatentConfig, OviLatents
+        from avtok.generator.ovi.pipeline import umt5_encoder, umt5_files
+
+        codec = OviLatents(OviLatentConfig(checkpoint_dir=str(ovi_ckpts), frames=frames, size=size))
+        encoder = umt5_encoder(**umt5_files(ovi_ckpts, text_encoder))
+    else:
+        codec, encoder = _codec(tokenizer, seconds), minilm_encoder()
     clips = _windows(codec, sources or ["concert"], windows)
     if isinstance(codec, TokenizerLatents):
         codec.fit(clips)  # per-channel latent statistics of the training windows
-    encoder = minilm_encoder()
     text = EmbeddingCache(output / "text_cache", encoder).get([prompt] * len(clips))
     data = latent_dataset(clips, codec, text)
     overrides = {"audio_rope_scale": audio_rope_scale} if audio_rope_scale > 0 else {}

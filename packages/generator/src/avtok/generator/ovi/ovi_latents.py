@@ -30,6 +30,10 @@ class OviLatentConfig:
     frames: int = 121
     size: int = 704
 
+    @property
+    def seconds(self) -> float:
+        return self.frames / OVI_FPS
+
     def __post_init__(self) -> None:
         if (self.frames - 1) % 4 or self.size % 32:
             raise ValueError(f"OviLatentConfig: frames={self.frames} must be 1 + 4k and size={self.size} a "

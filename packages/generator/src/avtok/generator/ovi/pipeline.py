@@ -124,7 +124,7 @@ class OviPipeline:
         from avtok.generator.ovi.ovi_latents import OviLatentConfig, OviLatents
 
         codec = OviLatents(OviLatentConfig(checkpoint_dir=str(ckpt_dir), frames=frames, size=size))
-        return cls(from_pretrained(model_dir), codec, umt5_encoder(**_umt5_files(ckpt_dir, text_encoder)))
+        return cls(from_pretrained(model_dir), codec, umt5_encoder(**umt5_files(ckpt_dir, text_encoder)))
 
     @classmethod
     def load(cls, directory: str | Path, *, encoder: TextEncoder | None = None) -> OviPipeline:
@@ -150,7 +150,7 @@ class OviPipeline:
         return cls(model, codec, encoder or minilm_encoder())  # type: ignore[arg-type]
 
 
-def _umt5_files(ckpt_dir: str | Path, text_encoder: str | Path | None) -> dict[str, str | None]:
+def umt5_files(ckpt_dir: str | Path, text_encoder: str | Path | None) -> dict[str, str | None]:
     if text_encoder is not None:
         return {"folder": str(text_encoder), "weights": None}
     wan = Path(ckpt_dir) / "Wan2.2-TI2V-5B"

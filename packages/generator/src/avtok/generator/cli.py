@@ -188,12 +188,12 @@ def train(
     lora_towers: Annotated[str, typer.Option(help="Towers that get adapters: video,audio.")] = "video,audio",
     loss_on: Annotated[str, typer.Option(help="both | video | audio (loss masking).")] = "both",
     ovi_ckpts: Annotated[
-        Path | None, typer.Option(help="Ovi's ckpt_dir: latents from Ovi's VAEs, text from umT5 (--init Ovi).")
+        Path | None, typer.Option(help="Ovi's ckpt_dir: latents from its VAEs, text from umT5 (--init Ovi).")
     ] = None,
     text_encoder: Annotated[
         Path | None, typer.Option(help="A transformers umT5 folder (default: Ovi's files under --ovi-ckpts).")
     ] = None,
-    frames: Annotated[int, typer.Option(help="With --ovi-ckpts: frames per window at 24 fps (1 + 4k).")] = 121,
+    frames: Annotated[int, typer.Option(help="With --ovi-ckpts: frames per window, 24 fps (1 + 4k).")] = 121,
     size: Annotated[int, typer.Option(help="With --ovi-ckpts: frame size in px (multiple of 32).")] = 704,
     strategy: Annotated[str, typer.Option(help="Under torchrun: auto (DDP) | ddp | fsdp2 | none.")] = "auto",
     activation_checkpointing: Annotated[

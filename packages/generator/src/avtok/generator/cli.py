@@ -280,8 +280,8 @@ def sample(
     negative_video: str = "",
     negative_audio: str = "",
     slg_layer: Annotated[
-        int, typer.Option(help="Block skipped on the negative pass (-1 = off; Ovi: 11).")
-    ] = -1,
+        int, typer.Option(help="Block skipped on the negative pass (0 = off, as Ovi; Ovi: 11).")
+    ] = 0,
     ovi_ckpts: Annotated[
         Path | None, typer.Option(help="Ovi's ckpt_dir (VAEs, umT5) for a model from `convert --from ovi`.")
     ] = None,
@@ -308,7 +308,7 @@ def sample(
             raise typer.BadParameter(f"--task {task} needs --input clip.mp4 (i2v: its first frame)")
         clips = [pipe.codec.read(str(input_clip), start=start)] * num
     cfg = SamplerConfig(steps=steps, solver=solver, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio,
-                        slg_layer=slg_layer if slg_layer >= 0 else None)
+                        slg_layer=slg_layer if slg_layer > 0 else None)
     out = pipe.generate(
         [prompt] * num,
         task=task,

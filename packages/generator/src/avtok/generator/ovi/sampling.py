@@ -45,7 +45,8 @@ class SamplerConfig:
     shift: float = 5.0
     cfg_video: float = 4.0
     cfg_audio: float = 3.0
-    slg_layer: int | None = None  # fusion block skipped on the negative pass (Ovi's default config: 11)
+    # fusion block skipped on the negative pass (Ovi's config: 11); None or 0 = off, as in Ovi (slg_layer > 0)
+    slg_layer: int | None = None
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
@@ -127,7 +128,7 @@ def guided_velocity(
         text_mask=text.negative_video_mask,
         text_audio=text.negative_audio,
         text_mask_audio=text.negative_audio_mask,
-        skip_block=cfg.slg_layer,
+        skip_block=cfg.slg_layer if cfg.slg_layer else None,  # Ovi skips only for slg_layer > 0
         **common,
     )
     return TwinOutput(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from functools import lru_cache
@@ -169,7 +170,9 @@ def write_shards(
     counts, counters = [0] * len(tasks), DataStats()
     total = sum(n for _, jobs in tasks for *_, n, _k in jobs)
     with (
-        ProcessPoolExecutor(max(1, processes)) as pool,
+        # spawn, not fork: a child forked from a process whose torch / OpenMP threads already ran can crash
+        # in its first STFT (seen as a segfault under pytest-xdist)
+        ProcessPoolExecutor(max(1, processes), mp_context=multiprocessing.get_context("spawn")) as pool,
         tqdm(total=total, desc="shard", unit="win", disable=not progress) as bar,
     ):
         futures = {

@@ -19,9 +19,10 @@ from avtok.tokenizer.av.model import AVTokenizer
 from avtok.tokenizer.families import get_family
 from avtok.tokenizer.loading import load_model, parse_preset
 from avtok.tokenizer.recipes import RunConfig, resolve_data
-from avtok.tokenizer.runner import train_tokenizer
+from avtok.tokenizer.runner import claim_tokenizer_run, train_tokenizer
 from avtok.tokenizer.visual.reconstruct import VisualReconstructor
-from avtok.train.distributed import dist_info
+from avtok.train.atomic import atomic_directory, atomic_write_json
+from avtok.train.distributed import dist_info, init_distributed
 from avtok.train.pretrained import save_pretrained
 
 __all__ = ["train_command", "reconstruct_command", "metrics_table"]
@@ -59,7 +60,15 @@ def train_command(
     checkpoint_dir: Annotated[Path, typer.Option(help="Stage checkpoints + final/ model")] = Path(
         "runs/tokenizer"
     ),
-    resume: Annotated[bool, typer.Option(help="Skip finished stages, continue the interrupted one")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --checkpoint-dir (same preset and options; a larger "
+                                "--max-steps extends it and re-plans the cosine): skip finished stages, continue "
+                                "the interrupted one")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Move a run already in --checkpoint-dir aside (<dir>.replaced-<time>, nothing "
+                                "deleted) and train a new one")
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, … (torchrun: cuda = each rank's)")] = "cpu",
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: no tracking)")] = None,
     batch_size: Annotated[int, typer.Option(help="Global batch, split over the ranks under torchrun")] = 8,
@@ -98,6 +107,9 @@ def train_command(
     report: Annotated[
         bool, typer.Option(help="Score the held-out windows with avtok.eval at the end")
     ] = True,
+    max_nonfinite_steps: Annotated[
+        int, typer.Option(min=1, help="Stop the run after this many non-finite (skipped) steps in a row")
+    ] = 20,
     seed: int = 0,
 ) -> None:
     """Train a tokenizer with a curriculum on real clips; print held-out metrics next to the baselines."""
@@ -128,20 +140,29 @@ def train_command(
             strategy=strategy,
             anneal_to_budget=anneal_to_budget,
             mel_images=mel_images,
+            max_nonfinite_steps=max_nonfinite_steps,
             seed=seed,
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
+    init_distributed()
+    with claim_tokenizer_run(cfg, resume=resume, overwrite=overwrite):  # before MLflow: one live run per folder
+        _train_and_report(cfg, preset=preset, experiment=experiment, resume=resume, report=report)
+
+
+def _train_and_report(cfg: RunConfig, *, preset: str, experiment: str | None, resume: bool, report: bool) -> None:
+    checkpoint_dir = cfg.checkpoint_dir
     tracker = None
     if experiment:
         from avtok.eval.tracking import MlflowTracker
 
-        tracker = MlflowTracker(experiment=experiment, run_name=f"{preset}-{sched}")
+        tracker = MlflowTracker(experiment=experiment, run_name=f"{preset}-{cfg.schedule}")
     try:
         model, results = train_tokenizer(cfg, tracker=tracker, resume=resume)
         if dist_info().rank != 0:  # under torchrun rank 0 alone saves, reports and prints
             return
-        final = save_pretrained(model.cpu().eval(), Path(checkpoint_dir) / "final")
+        net = model.cpu().eval()
+        final = atomic_directory(Path(checkpoint_dir) / "final", lambda tmp: save_pretrained(net, tmp))
         for r in results:
             typer.echo(
                 f"stage {r.name}: steps {r.start_step} -> {r.steps}{' (done earlier)' if r.skipped else ''} "
@@ -150,8 +171,7 @@ def train_command(
         typer.echo(f"model: {final}")
         if report:
             for what, summary in _heldout(cfg, model).items():
-                path = Path(checkpoint_dir) / f"{what}.json"
-                path.write_text(json.dumps(summary.to_dicts(), indent=1, default=str))
+                path = atomic_write_json(Path(checkpoint_dir) / f"{what}.json", summary.to_dicts())
                 typer.echo(f"{what}: {HELDOUT_KINDS[what]}")
                 _print_table(summary)
                 if tracker is not None:

@@ -76,6 +76,7 @@ class RunConfig:
     mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)
     artifacts: bool = True
     progress: bool = False
+    max_nonfinite_steps: int = 20  # divergence guard: this many non-finite steps in a row stop the run
 
     def __post_init__(self) -> None:
         self.checkpoint_dir = Path(self.checkpoint_dir)
@@ -97,6 +98,20 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+    # how long, where and how visibly a run trains: a resumed run may change these (not its identity)
+    RUNTIME_FIELDS = ("minutes", "max_steps", "eval_every", "eval_windows", "checkpoint_dir", "device", "strategy",
+                      "anneal_to_budget", "artifacts", "progress", "max_nonfinite_steps")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the model and what it learns (the run folder's identity, ``run.json``)."""
+        out = {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME_FIELDS}
+        if not self.data.startswith("sample:"):
+            out["data"] = str(Path(self.data).resolve())
+        return out
+
+    def summary(self) -> str:
+        return f"tokenizer {self.preset}-{self.family} {self.schedule} on {self.data}"
 
 
 @dataclass(kw_only=True)

@@ -45,9 +45,10 @@ from avtok.eval.tracking import MlflowTracker, NullTracker, PrefixedTracker, Tra
 from avtok.generator.job import generator_stage
 from avtok.generator.job import tokenizer_stage
 from avtok.generator.job.config import PRESETS, DemoConfig
+from avtok.generator.job.outputs import OutputFolder
 from avtok.generator.job.report import generator_sections, tokenizer_sections, write_report
 from avtok.generator.ovi.latents import PooledAVLatents
-from avtok.tokenizer.recipes import RunConfig
+from avtok.tokenizer.recipes import RunConfig, resolve_data
 
 
 @dataclass(kw_only=True)
@@ -156,11 +157,10 @@ def _generator_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Co
 def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
     t_start, timings = time.perf_counter(), {}
     out, cache = Path(cfg.out), cfg.cache_dir()
+    outputs = OutputFolder.open(out)  # validated before anything runs; a foreign non-empty folder is refused
+    resolve_data(cfg.data)
     if cfg.fresh and cache.exists():
-        shutil.rmtree(cache)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in [*out.glob("*.png"), *out.glob("*.mp4"), *out.glob("*.csv"), *out.glob("report.html")]:
-        old.unlink()  # the report folder holds only this run's media (other files are left alone)
+        shutil.rmtree(cache)  # the job's own cache folder (named by the config hash)
     cache.mkdir(parents=True, exist_ok=True)
     tracker.log_params(cfg.params())
     console.print(f"data {cfg.data}, preset {cfg.preset}, training budget {cfg.minutes:g} min, cache {cache}")
@@ -168,8 +168,9 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
     data, gen, refs, clips, table = _generator_phase(cfg, cache, tracker, console, timings)
 
     with _phase(timings, "report", console):
-        outputs = {name: m.outputs for name, m in rec.models.items()}
-        tok_html = tokenizer_sections(out, tok.held_out, outputs, stretch)
+        outputs.clean()  # the previous run's report files (listed in its manifest), nothing else
+        recon_outputs = {name: m.outputs for name, m in rec.models.items()}
+        tok_html = tokenizer_sections(out, tok.held_out, recon_outputs, stretch)
         gen_html = generator_sections(out, refs, clips)
         rec.summary.write_csv(out / "reconstruction_summary.csv")
         rec.per_clip.write_csv(out / "reconstruction_per_window.csv")
@@ -185,7 +186,7 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
         gen_sections=gen_html, notes=notes,
     )  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    _log(tracker, tok, gen, rec, table, timings, out)
+    _log(tracker, tok, gen, rec, table, timings, outputs.commit())
     _print_tables(console, rec.summary, rec.clip_summary, table)
     return DemoResult(report=report, results=results, recon=rec.summary, generation=table, timings=timings)
 
@@ -260,7 +261,7 @@ def _notes(cfg: DemoConfig) -> list[str]:
     ]
 
 
-def _log(tracker: Tracker, tok, gen, rec, generation: pl.DataFrame, timings, out: Path) -> None:
+def _log(tracker: Tracker, tok, gen, rec, generation: pl.DataFrame, timings, files: list[Path]) -> None:
     tracker.log_metrics(_metrics(rec.summary, "recon"))
     if rec.clip_summary is not None:
         tracker.log_metrics(_metrics(rec.clip_summary, "recon_clip"))
@@ -274,7 +275,7 @@ def _log(tracker: Tracker, tok, gen, rec, generation: pl.DataFrame, timings, out
             "generator/new_steps": gen.steps - gen.start_step,
         }
     )
-    for f in sorted(out.iterdir()):
+    for f in files:  # this run's outputs only (the manifest), never other files in --out
         tracker.log_artifact(f, artifact_path="report")
 
 
@@ -338,7 +339,8 @@ def demo(
         bool, typer.Option(help="also score the media ceilings and the generator's floor / ceiling sets")
     ] = True,
     out: Annotated[
-        Path, typer.Option(help="report folder (its media, tables and report are replaced)")
+        Path, typer.Option(help="report folder: new or empty, or one this job wrote (only the files its last run "
+                                "wrote are replaced; .avtok-outputs.json lists them)")
     ] = Path("out/demo"),
     cache: Annotated[Path, typer.Option(help="checkpoints, reused by later runs")] = Path("runs/demo"),
     fresh: Annotated[

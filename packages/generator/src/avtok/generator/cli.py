@@ -24,7 +24,8 @@ from avtok.generator.ovi.recipe import freeze, latent_dataset, short_run_config,
 from avtok.generator.ovi.sampling import SamplerConfig
 from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
-from avtok.media_io import AVClip, probe, sample_path, write_clip
+from avtok.generator.conditioning import condition_clip, resolve_source
+from avtok.media_io import AVClip, probe, write_clip
 from avtok.tokenizer.visual.model import VisualTokenizer
 
 app = typer.Typer(
@@ -33,8 +34,10 @@ app = typer.Typer(
 
 
 def _source(name: str) -> Path:
-    path = Path(name)
-    return path if path.is_file() else sample_path(name)
+    try:
+        return resolve_source(name)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"--clip {err}") from None
 
 
 def _codec(tokenizer: str | None, seconds: float) -> PooledAVLatents | TokenizerLatents:
@@ -171,7 +174,7 @@ def sample(
     model: Annotated[Path, typer.Option(help="Pipeline directory written by `train`.")],
     task: Annotated[str, typer.Option(help="t2av | a2v | v2a")] = "t2av",
     input_clip: Annotated[
-        Path | None, typer.Option("--input", help="Conditioning clip for a2v / v2a.")
+        Path | None, typer.Option("--input", help="Conditioning clip: a2v takes its sound (an audio-only file works), v2a its picture (a silent video works).")
     ] = None,
     start: Annotated[float, typer.Option(help="Start (s) of the window read from --input.")] = 0.0,
     steps: int = 50,
@@ -190,7 +193,11 @@ def sample(
     if task in ("a2v", "v2a"):
         if input_clip is None:
             raise typer.BadParameter(f"--task {task} needs --input clip.mp4")
-        clips = [pipe.codec.read(str(input_clip), start=start)] * num
+        c = pipe.codec.cfg
+        clips = [condition_clip(input_clip, task=task, start=start, seconds=c.seconds, fps=c.fps,
+                                size=(c.size, c.size), sample_rate=pipe.codec.mel.sample_rate, channels=1,
+                                read=lambda p, s, silent: pipe.codec.read(str(p), start=s, allow_silent=silent))
+                 ] * num
     cfg = SamplerConfig(steps=steps, solver=solver, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio)
     out = pipe.generate(
         [prompt] * num,
@@ -289,7 +296,7 @@ def sample_ar(
     task: Annotated[str, typer.Option(help="joint | a2v | v2a")] = "joint",
     label: Annotated[int, typer.Option("--class", help="Class id for --task joint.")] = 0,
     input_clip: Annotated[
-        Path | None, typer.Option("--input", help="Conditioning clip for a2v / v2a.")
+        Path | None, typer.Option("--input", help="Conditioning clip: a2v takes its sound (an audio-only file works), v2a its picture (a silent video works).")
     ] = None,
     start: Annotated[float, typer.Option(help="Start (s) of the window read from --input.")] = 0.0,
     tokenizer: Annotated[
@@ -313,7 +320,10 @@ def sample_ar(
     if task in ("a2v", "v2a"):
         if input_clip is None:
             raise typer.BadParameter(f"--task {task} needs --input clip.mp4")
-        clips = read_windows(pipe.tokenizer, input_clip, starts=[start]) * num
+        c = pipe.tokenizer.config
+        clips = [condition_clip(input_clip, task=task, start=start, seconds=c.seconds, fps=c.fps,
+                                size=(c.height, c.width),
+                                read=lambda p, s, _: read_windows(pipe.tokenizer, p, starts=[s])[0])] * num
     elif task != "joint":
         raise typer.BadParameter(f"--task {task}: use joint, a2v or v2a")
     cfg = ARSamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)

@@ -101,8 +101,14 @@ def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
     from safetensors import safe_open
 
     net = _av_only(user_call(load_model, model))
+    if not tokens.is_file():
+        raise FileNotFoundError(f"{tokens}: no such tokens file; pass a file written by `avtok-tokenizer encode`")
     with safe_open(str(tokens), framework="pt") as f:
         meta = f.metadata() or {}
+    missing = [k for k in ("modalities", "counts", "fps", "sample_rate", "channels") if k not in meta]
+    if missing:
+        raise ValueError(f"{tokens}: no {', '.join(missing)} in its metadata (not written by `avtok-tokenizer "
+                         "encode`); encode the clip with `avtok-tokenizer encode SOURCE TOKENS` and decode that file")
     out = AVTokenizerOutput(
         indices=load_file(str(tokens))["indices"],
         modalities=tuple(meta["modalities"].split(",")),

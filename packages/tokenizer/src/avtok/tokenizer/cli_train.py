@@ -13,7 +13,7 @@ import typer
 
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
-from avtok.media_io import AVClip, read_clip, write_clip
+from avtok.media_io import AVClip, probe, read_clip, write_clip
 from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av.model import AVTokenizer
 from avtok.tokenizer.families import get_family
@@ -36,6 +36,7 @@ def user_call(fn, *args, **kwargs):
         raise typer.BadParameter(str(err)) from err
 
 
+DEFAULT_SECONDS = 4.0  # reconstruct's default span (shorter clips: what they hold)
 REPORT_COLUMNS = ("model", "psnr", "ssim", "frame_fid", "mel_l1", "mrstft", "si_sdr")
 HELDOUT_KINDS = {
     "heldout": "held-out windows, each scored as a clip (the baselines see each window's own frames)",
@@ -92,7 +93,8 @@ def train_command(
     align_teacher: Annotated[
         str | None,
         typer.Option(help="AV: local TorchScript teacher (video, wave) -> (video, audio) features for the "
-                          "representation-alignment term (none ships offline; see recipes_av)"),
+                          "representation-alignment term (none ships offline; see tokenizer.av.recipe). A "
+                          "TorchScript file is executable code: pass only a file you exported yourself or trust"),
     ] = None,
     strategy: Annotated[
         str, typer.Option(help="auto (DDP under torchrun) | ddp | fsdp2 (shard the transformer blocks)")
@@ -225,13 +227,19 @@ def reconstruct_command(
         str, typer.Option("--checkpoint", "--model", help="Run dir / save_pretrained dir, or a preset")
     ] = "tiny",
     start: Annotated[float, typer.Option(help="Start (s)")] = 0.0,
-    duration: Annotated[float, typer.Option(help="Seconds to reconstruct (whole model windows)")] = 4.0,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Seconds to reconstruct (whole model windows); default: 4 s, or what the clip holds "
+                          "after --start when it is shorter"),
+    ] = None,
     size: Annotated[int, typer.Option(help="Visual tokenizer: frame side")] = 64,
     device: str = "cpu",
 ) -> None:
     """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
 
     net = user_call(load_model, checkpoint, device=device)
+    if duration is None:
+        duration = min(DEFAULT_SECONDS, probe(source).duration - start - 0.01)  # 10 ms: container rounding
     if isinstance(net, AVTokenizer):
         c = net.config
         n = max(1, math.floor(duration / c.seconds))

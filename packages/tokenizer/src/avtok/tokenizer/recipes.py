@@ -71,7 +71,8 @@ class RunConfig:
     perceptual: bool = True  # Inception perceptual + Gram terms on images / AV frames (off: L1 only)
     mrstft: bool = True  # AV: multi-resolution STFT through the frozen HiFi-GAN vocoder
     ar_prior_weight: float = 0.01  # AV: AR-prior CE weight (LARP's 0.06 cost 1.1 dB here, README; 0 = off)
-    align_teacher: str | None = None  # AV: TorchScript (video, wave) -> (video, audio) features (REPA term)
+    # AV: TorchScript (video, wave) -> (video, audio) features (REPA term); executable code: trusted files only
+    align_teacher: str | None = None
     image_size: int = 64  # visual: frame side
     mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)
     artifacts: bool = True
@@ -131,9 +132,13 @@ def resolve_data(data: str) -> list[Path]:
         return [sample_path(data.split(":", 1)[1])]
     path = Path(data)
     if path.is_dir():
-        from avtok.media_io.datasets import list_media
+        from avtok.media_io.datasets import MEDIA_EXTENSIONS, list_media
 
-        return list_media(path)
+        found = list_media(path)
+        if not found:
+            raise ValueError(f"--data {data}: the folder holds no media files ({' '.join(sorted(MEDIA_EXTENSIONS))}, "
+                             "searched recursively); pass a folder with sounding videos, a file or sample:concert")
+        return found
     if path.suffix in (".txt", ".lst") and path.is_file():
         lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
         return [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines]

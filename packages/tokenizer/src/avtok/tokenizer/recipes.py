@@ -132,7 +132,7 @@ def resolve_data(data: str) -> list[Path]:
         return [sample_path(data.split(":", 1)[1])]
     path = Path(data)
     if path.is_dir():
-        from avtok.media_io.datasets import MEDIA_EXTENSIONS, list_media
+        from avtok.media_io.sources import MEDIA_EXTENSIONS, list_media
 
         found = list_media(path)
         if not found:

@@ -30,6 +30,15 @@ def _said(result) -> str:
     return " ".join(f"{result.output} {result.exception or ''}".split())
 
 
+def _one_line_error(result) -> str:
+    """The CLI error style: exit code 2, no traceback, the last line ``error: ...`` (returned)."""
+    assert result.exit_code == 2, _said(result)
+    assert "Traceback" not in result.output
+    last = result.output.rstrip().splitlines()[-1]
+    assert last.startswith("error: "), result.output
+    return last
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
     """An (untrained) tiny twin-DiT pipeline on 1-s pooled latents, saved like `avtok-generator train` does."""
@@ -68,8 +77,8 @@ def test_v2a_accepts_a_silent_video(pipeline, tmp_path):
 def test_mistyped_clip_path_says_no_such_file(tmp_path):
     result = runner.invoke(generator_app, ["train", "-o", str(tmp_path / "gen"), "--clip",
                                            str(tmp_path / "clips" / "concrt.mp4"), "--steps", "1"])
-    assert result.exit_code != 0
-    assert "--clip" in _said(result) and "no such file" in _said(result) and "unknown sample" not in _said(result)
+    line = _one_line_error(result)
+    assert "--clip" in line and "no such file" in line and "unknown sample" not in line
 
 
 def test_reconstruct_default_duration_works_on_a_3s_clip(clip3s, tmp_path):
@@ -85,8 +94,10 @@ def test_decode_of_tokens_without_metadata_is_a_clear_error(tmp_path):
     tokens = tmp_path / "tokens.safetensors"
     save_file({"indices": torch.zeros(1, 12, dtype=torch.int32)}, str(tokens))  # no encode metadata
     result = runner.invoke(tokenizer_app, ["decode", str(tokens), str(tmp_path / "out.mp4")])
-    assert result.exit_code != 0
-    assert str(tokens) in _said(result) and "avtok-tokenizer encode" in _said(result)
+    line = _one_line_error(result)
+    assert str(tokens) in line and "avtok-tokenizer encode" in line
+    debug = runner.invoke(tokenizer_app, ["decode", str(tokens), str(tmp_path / "out.mp4"), "--debug"])
+    assert debug.exit_code == 2 and "Traceback (most recent call last)" in debug.output
 
 
 def test_train_on_an_empty_folder_says_it_is_empty(tmp_path):
@@ -94,9 +105,17 @@ def test_train_on_an_empty_folder_says_it_is_empty(tmp_path):
     empty.mkdir()
     result = runner.invoke(tokenizer_app, ["train", "--data", str(empty), "--checkpoint-dir", str(tmp_path / "run"),
                                            "--max-steps", "1"])
-    assert result.exit_code != 0 and "holds no media files" in _said(result)
+    assert "holds no media files" in _one_line_error(result)
 
 
 def test_align_teacher_help_says_torchscript_is_code():
     result = runner.invoke(tokenizer_app, ["train", "--help"], env={"COLUMNS": "400"})
     assert "TorchScript file is executable code" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_api_hints_become_flags_and_short_spans_say_so(clip3s, tmp_path):
+    """A --duration past the end of the file: the media reader's hint names --duration, not duration=None."""
+    result = runner.invoke(tokenizer_app, ["reconstruct", str(clip3s), "-o", str(tmp_path / "r.mp4"), "--checkpoint",
+                                           "tiny", "--duration", "9"])
+    line = _one_line_error(result)
+    assert "runs past the end of the file" in line and "--duration" in line and "duration=None" not in line

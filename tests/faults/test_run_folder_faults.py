@@ -59,7 +59,7 @@ def _same(a: dict, b: dict) -> bool:
 def test_rerun_without_resume_is_refused_and_overwrite_moves_the_old_run_aside(clip3s, run_copy, cli_args):
     before = _weights(run_copy / "final")
     result = runner.invoke(app, cli_args(clip3s, run_copy, "--max-steps", "2"))
-    assert result.exit_code != 0
+    assert result.exit_code == 2 and result.output.rstrip().splitlines()[-1].startswith("error: ")
     assert "--resume" in _said(result) and "--overwrite" in _said(result) and "tiny-av" in _said(result)
     assert _same(_weights(run_copy / "final"), before)  # the old model is not shipped as the new one
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import torch
 import typer
 
+from avtok.eval.cli_errors import UserError
 from avtok.generator import recipes
 from avtok.generator.ovi.config import build_config, count_parameters_formula
 from avtok.generator.ovi.flow import FlowMatchingConfig
@@ -26,6 +27,7 @@ from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.generator.conditioning import condition_clip, resolve_source
 from avtok.media_io import AVClip, probe, write_clip
+from avtok.tokenizer.cli_train import friendly
 from avtok.tokenizer.visual.model import VisualTokenizer
 
 app = typer.Typer(
@@ -47,7 +49,7 @@ def _codec(tokenizer: str | None, seconds: float) -> PooledAVLatents | Tokenizer
 
     model = load_model(tokenizer)
     if not isinstance(model, VisualTokenizer):
-        raise typer.BadParameter(
+        raise UserError(
             f"--tokenizer {tokenizer}: a {type(model).__name__}; give a visual tokenizer trained with "
             "--mel-images (avtok-tokenizer train --preset tiny-visual --mel-images)"
         )
@@ -83,6 +85,7 @@ def _train_config(*, lr: float, steps: int, output: Path, seed: int):
 
 
 @app.command()
+@friendly
 def info(
     preset: str = "tiny",
     ar: Annotated[bool, typer.Option("--ar", help="An AR-generator preset (tiny, paper).")] = False,
@@ -102,6 +105,7 @@ def info(
 
 
 @app.command()
+@friendly
 def train(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the trained pipeline.")],
     sources: Annotated[
@@ -164,6 +168,7 @@ def train(
 
 
 @app.command()
+@friendly
 def sample(
     prompt: Annotated[
         str, typer.Option(help="Combined prompt (speech in <S>…<E>, audio in <AUDCAP>…<ENDAUDCAP>).")
@@ -192,7 +197,7 @@ def sample(
     clips = None
     if task in ("a2v", "v2a"):
         if input_clip is None:
-            raise typer.BadParameter(f"--task {task} needs --input clip.mp4")
+            raise UserError(f"--task {task} needs --input clip.mp4")
         c = pipe.codec.cfg
         clips = [condition_clip(input_clip, task=task, start=start, seconds=c.seconds, fps=c.fps,
                                 size=(c.size, c.size), sample_rate=pipe.codec.mel.sample_rate, channels=1,
@@ -222,7 +227,7 @@ def _tokenizer(name: str):
     torch.manual_seed(0)  # a preset's random weights are the same on every call
     net = load_model(name)
     if not isinstance(net, AVTokenizer):
-        raise typer.BadParameter(
+        raise UserError(
             f"--tokenizer {name}: a {type(net).__name__}; the AR generator needs an AV "
             "tokenizer (a tiny-av / paper-av preset or its save_pretrained dir)"
         )
@@ -230,6 +235,7 @@ def _tokenizer(name: str):
 
 
 @app.command("train-ar")
+@friendly
 def train_ar(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the trained AR pipeline.")],
     tokenizer: Annotated[str, typer.Option(help="AV tokenizer dir, or preset (random weights).")] = "tiny-av",
@@ -290,6 +296,7 @@ def train_ar(
 
 
 @app.command("sample-ar")
+@friendly
 def sample_ar(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output .mp4 (_1, _2, … with --num > 1).")],
     model: Annotated[Path, typer.Option(help="Directory written by `train-ar`.")],
@@ -319,13 +326,13 @@ def sample_ar(
     clips = None
     if task in ("a2v", "v2a"):
         if input_clip is None:
-            raise typer.BadParameter(f"--task {task} needs --input clip.mp4")
+            raise UserError(f"--task {task} needs --input clip.mp4")
         c = pipe.tokenizer.config
         clips = [condition_clip(input_clip, task=task, start=start, seconds=c.seconds, fps=c.fps,
                                 size=(c.height, c.width),
                                 read=lambda p, s, _: read_windows(pipe.tokenizer, p, starts=[s])[0])] * num
     elif task != "joint":
-        raise typer.BadParameter(f"--task {task}: use joint, a2v or v2a")
+        raise UserError(f"--task {task}: use joint, a2v or v2a")
     cfg = ARSamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
     out = pipe.generate(
         task=task,

@@ -12,6 +12,7 @@ import torch
 import typer
 
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
+from avtok.eval.cli_errors import DEFAULT_USER_ERRORS, cli_errors
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
 from avtok.media_io import AVClip, probe, read_clip, write_clip
 from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
@@ -23,17 +24,22 @@ from avtok.tokenizer.runner import claim_tokenizer_run, train_tokenizer
 from avtok.tokenizer.visual.reconstruct import VisualReconstructor
 from avtok.train.atomic import atomic_directory, atomic_write_json
 from avtok.train.distributed import dist_info, init_distributed
+from avtok.train.trainer import TrainingDiverged
 from avtok.train.pretrained import save_pretrained
 
-__all__ = ["train_command", "reconstruct_command", "metrics_table"]
+__all__ = ["CLI_HINTS", "USER_ERRORS", "friendly", "train_command", "reconstruct_command", "metrics_table"]
 
-def user_call(fn, *args, **kwargs):
-    """Run a library call whose ValueError / FileNotFoundError is a user mistake: report it as a bad CLI
-    parameter (one line, exit code 2) instead of a traceback."""
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, FileNotFoundError) as err:
-        raise typer.BadParameter(str(err)) from err
+# Library messages name Python arguments; on these command lines they are flags (avtok.eval.cli_errors).
+CLI_HINTS = {
+    "pass duration=None": "leave out --duration",
+    "shorten duration or": "lower --duration or",
+    "shorten duration": "lower --duration",
+    "pass allow_silent=True to get silent audio": "pass a file with sound",
+    "pass fps=... explicitly": "re-encode the file with a constant frame rate",
+}
+# user mistakes (one `error:` line, exit code 2); a diverged run is stopped with its fix in the message
+USER_ERRORS = (*DEFAULT_USER_ERRORS, TrainingDiverged)
+friendly = cli_errors(hints=CLI_HINTS, user_errors=USER_ERRORS)
 
 
 DEFAULT_SECONDS = 4.0  # reconstruct's default span (shorter clips: what they hold)
@@ -116,37 +122,34 @@ def train_command(
 ) -> None:
     """Train a tokenizer with a curriculum on real clips; print held-out metrics next to the baselines."""
 
-    family, name = user_call(parse_preset, preset)
+    family, name = parse_preset(preset)
     sched = schedule or ("vfal" if family == "av" else "atoken")
-    try:
-        resolve_data(data)
-        cfg = RunConfig(
-            family=family,
-            preset=name,
-            schedule=sched,
-            data=data,
-            holdout_seconds=holdout_seconds,
-            minutes=minutes,
-            max_steps=max_steps,
-            checkpoint_dir=checkpoint_dir,
-            device=device,
-            batch_size=batch_size,
-            lr=lr,
-            eval_every=eval_every,
-            eval_windows=eval_windows,
-            gram=gram,
-            perceptual=perceptual,
-            mrstft=mrstft,
-            ar_prior_weight=ar_prior_weight,
-            align_teacher=align_teacher,
-            strategy=strategy,
-            anneal_to_budget=anneal_to_budget,
-            mel_images=mel_images,
-            max_nonfinite_steps=max_nonfinite_steps,
-            seed=seed,
-        )
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
+    resolve_data(data)
+    cfg = RunConfig(
+        family=family,
+        preset=name,
+        schedule=sched,
+        data=data,
+        holdout_seconds=holdout_seconds,
+        minutes=minutes,
+        max_steps=max_steps,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        batch_size=batch_size,
+        lr=lr,
+        eval_every=eval_every,
+        eval_windows=eval_windows,
+        gram=gram,
+        perceptual=perceptual,
+        mrstft=mrstft,
+        ar_prior_weight=ar_prior_weight,
+        align_teacher=align_teacher,
+        strategy=strategy,
+        anneal_to_budget=anneal_to_budget,
+        mel_images=mel_images,
+        max_nonfinite_steps=max_nonfinite_steps,
+        seed=seed,
+    )
     init_distributed()
     with claim_tokenizer_run(cfg, resume=resume, overwrite=overwrite):  # before MLflow: one live run per folder
         _train_and_report(cfg, preset=preset, experiment=experiment, resume=resume, report=report)
@@ -237,7 +240,7 @@ def reconstruct_command(
 ) -> None:
     """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
 
-    net = user_call(load_model, checkpoint, device=device)
+    net = load_model(checkpoint, device=device)
     if duration is None:
         duration = min(DEFAULT_SECONDS, probe(source).duration - start - 0.01)  # 10 ms: container rounding
     if isinstance(net, AVTokenizer):
@@ -245,9 +248,8 @@ def reconstruct_command(
         n = max(1, math.floor(duration / c.seconds))
         ref = read_window(net, source, start=start, windows=n)
         if ref.num_frames < c.frames:
-            raise typer.BadParameter(
-                f"{source}: shorter than one {c.seconds:.2f} s window after --start {start}"
-            )
+            raise ValueError(f"{source}: shorter than one {c.seconds:.2f} s window after --start {start}; "
+                             "pass an earlier --start or a longer clip")
         out = AVClipReconstructor(net).reconstruct(ref)  # window by window
         table = metrics_table(out, ref, name="avtok-av")
     else:

@@ -48,6 +48,7 @@ from avtok.generator.job.config import PRESETS, DemoConfig
 from avtok.generator.job.outputs import OutputFolder
 from avtok.generator.job.report import generator_sections, tokenizer_sections, write_report
 from avtok.generator.ovi.latents import PooledAVLatents
+from avtok.tokenizer.cli_train import friendly
 from avtok.tokenizer.recipes import RunConfig, resolve_data
 
 
@@ -313,6 +314,7 @@ def _group() -> None:
 
 
 @app.command("demo")
+@friendly
 def demo(
     data: Annotated[
         str, typer.Option(help="sample:<name>, a video file, a folder of videos or a .txt list")
@@ -360,28 +362,25 @@ def demo(
     """Train and evaluate the AV tokenizer and the twin-DiT generator (see the module docstring)."""
     if threads > 0:
         torch.set_num_threads(threads)
-    try:
-        cfg = DemoConfig(
-            data=data,
-            preset=preset,
-            minutes=minutes,
-            max_steps=max_steps,
-            device=device,
-            prompt=prompt,
-            samples=samples,
-            sample_steps=sample_steps,
-            eval_windows=eval_windows,
-            holdout_seconds=holdout_seconds,
-            frame_stride=frame_stride,
-            reference_rows=reference_rows,
-            out=str(out),
-            cache=str(cache),
-            fresh=fresh,
-            experiment=experiment,
-            track=track,
-        )
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
+    cfg = DemoConfig(
+        data=data,
+        preset=preset,
+        minutes=minutes,
+        max_steps=max_steps,
+        device=device,
+        prompt=prompt,
+        samples=samples,
+        sample_steps=sample_steps,
+        eval_windows=eval_windows,
+        holdout_seconds=holdout_seconds,
+        frame_stride=frame_stride,
+        reference_rows=reference_rows,
+        out=str(out),
+        cache=str(cache),
+        fresh=fresh,
+        experiment=experiment,
+        track=track,
+    )
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 150))  # logs and pipes: room for the metric tables

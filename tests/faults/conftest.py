@@ -1,4 +1,5 @@
-"""Fault-injection suite (issue 28): real media cut short from the bundled concert clip, tiny presets, a few steps."""
+"""Fault-injection suite (issue 28): real media cut short from the bundled concert clip, tiny presets, a
+few steps."""
 
 from __future__ import annotations
 
@@ -34,18 +35,51 @@ def clip3s(tmp_path_factory) -> Path:
 
 def _tiny_run(data: Path, run: Path, **changes) -> RunConfig:
     """The fastest real tokenizer run: tiny AV, one stage (vanilla), L1/mel losses only, 4 steps."""
-    opts = dict(family="av", preset="tiny", schedule="vanilla", data=str(data), holdout_seconds=1.0, max_steps=4,
-                batch_size=2, warmup_steps=50, eval_every=1000, eval_windows=1, perceptual=False, mrstft=False,
-                artifacts=False, checkpoint_dir=run)
+    opts = dict(
+        family="av",
+        preset="tiny",
+        schedule="vanilla",
+        data=str(data),
+        holdout_seconds=1.0,
+        max_steps=4,
+        batch_size=2,
+        warmup_steps=50,
+        eval_every=1000,
+        eval_windows=1,
+        perceptual=False,
+        mrstft=False,
+        artifacts=False,
+        checkpoint_dir=run,
+    )
     opts.update(changes)
     return RunConfig(**opts)
 
 
 def _cli_args(data: Path, run: Path, *extra: str) -> list[str]:
     """``avtok-tokenizer train`` arguments of the same tiny run."""
-    return ["train", "--preset", "tiny-av", "--data", str(data), "--schedule", "vanilla", "--holdout-seconds", "1",
-            "--checkpoint-dir", str(run), "--batch-size", "2", "--eval-windows", "1", "--no-perceptual",
-            "--no-mrstft", "--no-report", "--max-steps", "4", *extra]
+    return [
+        "train",
+        "--preset",
+        "tiny-av",
+        "--data",
+        str(data),
+        "--schedule",
+        "vanilla",
+        "--holdout-seconds",
+        "1",
+        "--checkpoint-dir",
+        str(run),
+        "--batch-size",
+        "2",
+        "--eval-windows",
+        "1",
+        "--no-perceptual",
+        "--no-mrstft",
+        "--no-report",
+        "--max-steps",
+        "4",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,8 @@ def _one_line_error(result) -> str:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
-    """An (untrained) tiny twin-DiT pipeline on 1-s pooled latents, saved like `avtok-generator train` does."""
+    """An (untrained) tiny twin-DiT pipeline on 1-s pooled latents, saved like
+    `avtok-generator train` does."""
     torch.manual_seed(0)
     codec = PooledAVLatents(PooledLatentConfig(seconds=1.0, fps=8.0, size=32, pool=4, mel_pool=4))
     pipe = OviPipeline(TwinDiT(build_config("tiny", depth=1)), codec, minilm_encoder())
@@ -49,9 +50,26 @@ def pipeline(tmp_path_factory) -> Path:
 
 
 def _sample(pipeline: Path, task: str, source: Path, out: Path, start: float):
-    return runner.invoke(generator_app, ["sample", "--model", str(pipeline), "--prompt", "a band", "--task", task,
-                                         "--input", str(source), "--start", str(start), "--steps", "2",
-                                         "-o", str(out)])
+    return runner.invoke(
+        generator_app,
+        [
+            "sample",
+            "--model",
+            str(pipeline),
+            "--prompt",
+            "a band",
+            "--task",
+            task,
+            "--input",
+            str(source),
+            "--start",
+            str(start),
+            "--steps",
+            "2",
+            "-o",
+            str(out),
+        ],
+    )
 
 
 def test_a2v_accepts_an_audio_only_file(pipeline, tmp_path):
@@ -75,15 +93,27 @@ def test_v2a_accepts_a_silent_video(pipeline, tmp_path):
 
 
 def test_mistyped_clip_path_says_no_such_file(tmp_path):
-    result = runner.invoke(generator_app, ["train", "-o", str(tmp_path / "gen"), "--clip",
-                                           str(tmp_path / "clips" / "concrt.mp4"), "--steps", "1"])
+    result = runner.invoke(
+        generator_app,
+        [
+            "train",
+            "-o",
+            str(tmp_path / "gen"),
+            "--clip",
+            str(tmp_path / "clips" / "concrt.mp4"),
+            "--steps",
+            "1",
+        ],
+    )
     line = _one_line_error(result)
     assert "--clip" in line and "no such file" in line and "unknown sample" not in line
 
 
 def test_reconstruct_default_duration_works_on_a_3s_clip(clip3s, tmp_path):
     out = tmp_path / "rec.mp4"
-    result = runner.invoke(tokenizer_app, ["reconstruct", str(clip3s), "-o", str(out), "--checkpoint", "tiny"])
+    result = runner.invoke(
+        tokenizer_app, ["reconstruct", str(clip3s), "-o", str(out), "--checkpoint", "tiny"]
+    )
     assert result.exit_code == 0, _said(result)
     c = resolve_av_config("tiny")
     whole = int((probe(clip3s).duration - 0.01) / c.seconds)  # every whole model window the clip holds
@@ -103,8 +133,10 @@ def test_decode_of_tokens_without_metadata_is_a_clear_error(tmp_path):
 def test_train_on_an_empty_folder_says_it_is_empty(tmp_path):
     empty = tmp_path / "videos"
     empty.mkdir()
-    result = runner.invoke(tokenizer_app, ["train", "--data", str(empty), "--checkpoint-dir", str(tmp_path / "run"),
-                                           "--max-steps", "1"])
+    result = runner.invoke(
+        tokenizer_app,
+        ["train", "--data", str(empty), "--checkpoint-dir", str(tmp_path / "run"), "--max-steps", "1"],
+    )
     assert "holds no media files" in _one_line_error(result)
 
 
@@ -115,7 +147,18 @@ def test_align_teacher_help_says_torchscript_is_code():
 
 def test_api_hints_become_flags_and_short_spans_say_so(clip3s, tmp_path):
     """A --duration past the end of the file: the media reader's hint names --duration, not duration=None."""
-    result = runner.invoke(tokenizer_app, ["reconstruct", str(clip3s), "-o", str(tmp_path / "r.mp4"), "--checkpoint",
-                                           "tiny", "--duration", "9"])
+    result = runner.invoke(
+        tokenizer_app,
+        [
+            "reconstruct",
+            str(clip3s),
+            "-o",
+            str(tmp_path / "r.mp4"),
+            "--checkpoint",
+            "tiny",
+            "--duration",
+            "9",
+        ],
+    )
     line = _one_line_error(result)
     assert "runs past the end of the file" in line and "--duration" in line and "duration=None" not in line

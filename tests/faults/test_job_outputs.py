@@ -62,8 +62,9 @@ def test_a_later_run_removes_only_the_files_its_manifest_lists(tmp_path):
 def test_demo_command_reports_the_refusal_as_one_line(videos):
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(job.app, ["demo", "--data", str(videos), "--out", str(videos), "--no-track",
-                                          "--max-steps", "1"])
+    result = CliRunner().invoke(
+        job.app, ["demo", "--data", str(videos), "--out", str(videos), "--no-track", "--max-steps", "1"]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.rstrip().splitlines()[-1].startswith(f"error: --out {videos}: holds 3 files")
     assert (videos / "holiday.mp4").is_file()

@@ -111,7 +111,9 @@ def test_second_live_run_is_refused_and_a_stale_lock_is_taken_over(clip3s, run_c
     try:
         lock = run_copy / "run.lock"
         lock.write_text(json.dumps({"pid": owner.pid, "host": socket.gethostname(), "started": "now"}))
-        with pytest.raises(RunFolderError, match=f"another training run is writing here \\(process {owner.pid}"):
+        with pytest.raises(
+            RunFolderError, match=f"another training run is writing here \\(process {owner.pid}"
+        ):
             train_tokenizer(tiny_run(clip3s, run_copy), resume=True)
     finally:
         owner.kill()
@@ -131,7 +133,9 @@ def test_truncated_newest_checkpoint_falls_back_with_a_warning(clip3s, run_copy,
     (stage / "done.json").write_text("")  # an empty marker (the stage counts as unfinished)
     _, results = train_tokenizer(tiny_run(clip3s, run_copy), resume=True)
     assert (results[0].start_step, results[0].steps) == (2, 4)  # continued from the intact step 2
-    assert str(bad) in caplog.text and "falling back" in caplog.text and "done.json: unreadable" in caplog.text
+    assert (
+        str(bad) in caplog.text and "falling back" in caplog.text and "done.json: unreadable" in caplog.text
+    )
 
 
 def test_truncated_optimizer_and_explicit_path_name_the_file(run_copy, caplog):

@@ -12,6 +12,7 @@ import typer
 
 from avtok.eval.cli_errors import UserError
 from avtok.generator import recipes
+from avtok.generator.conditioning import condition_clip, resolve_source
 from avtok.generator.ovi.config import build_config, count_parameters_formula
 from avtok.generator.ovi.flow import FlowMatchingConfig
 from avtok.generator.ovi.latents import (
@@ -25,7 +26,6 @@ from avtok.generator.ovi.recipe import freeze, latent_dataset, short_run_config,
 from avtok.generator.ovi.sampling import SamplerConfig
 from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
-from avtok.generator.conditioning import condition_clip, resolve_source
 from avtok.media_io import AVClip, probe, write_clip
 from avtok.tokenizer.cli_train import friendly
 from avtok.tokenizer.visual.model import VisualTokenizer
@@ -179,7 +179,8 @@ def sample(
     model: Annotated[Path, typer.Option(help="Pipeline directory written by `train`.")],
     task: Annotated[str, typer.Option(help="t2av | a2v | v2a")] = "t2av",
     input_clip: Annotated[
-        Path | None, typer.Option("--input", help="Conditioning clip: a2v takes its sound (an audio-only file works), v2a its picture (a silent video works).")
+        Path | None, typer.Option("--input", help="Conditioning clip: a2v takes its sound (an audio-only "
+                                                  "file works), v2a its picture (a silent video works).")
     ] = None,
     start: Annotated[float, typer.Option(help="Start (s) of the window read from --input.")] = 0.0,
     steps: int = 50,
@@ -201,7 +202,8 @@ def sample(
         c = pipe.codec.cfg
         clips = [condition_clip(input_clip, task=task, start=start, seconds=c.seconds, fps=c.fps,
                                 size=(c.size, c.size), sample_rate=pipe.codec.mel.sample_rate, channels=1,
-                                read=lambda p, s, silent: pipe.codec.read(str(p), start=s, allow_silent=silent))
+                                read=lambda p, s, silent: pipe.codec.read(str(p), start=s,
+                                                                          allow_silent=silent))
                  ] * num
     cfg = SamplerConfig(steps=steps, solver=solver, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio)
     out = pipe.generate(
@@ -303,7 +305,8 @@ def sample_ar(
     task: Annotated[str, typer.Option(help="joint | a2v | v2a")] = "joint",
     label: Annotated[int, typer.Option("--class", help="Class id for --task joint.")] = 0,
     input_clip: Annotated[
-        Path | None, typer.Option("--input", help="Conditioning clip: a2v takes its sound (an audio-only file works), v2a its picture (a silent video works).")
+        Path | None, typer.Option("--input", help="Conditioning clip: a2v takes its sound (an audio-only "
+                                                  "file works), v2a its picture (a silent video works).")
     ] = None,
     start: Annotated[float, typer.Option(help="Start (s) of the window read from --input.")] = 0.0,
     tokenizer: Annotated[

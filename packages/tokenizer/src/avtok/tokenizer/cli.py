@@ -17,11 +17,11 @@ import torch
 import typer
 from safetensors.torch import load_file, save_file
 
+from avtok.eval.cli_errors import UserError
 from avtok.media_io import write_clip
 from avtok.tokenizer.av.clip import decode_clips, encode_clips, read_window
 from avtok.tokenizer.av.config import expected_av_num_params, resolve_av_config
 from avtok.tokenizer.av.model import AVTokenizer, AVTokenizerOutput
-from avtok.eval.cli_errors import UserError
 from avtok.tokenizer.cli_train import friendly, reconstruct_command, train_command
 from avtok.tokenizer.loading import load_model, parse_preset
 from avtok.tokenizer.visual.config import expected_num_params, resolve_config
@@ -106,13 +106,16 @@ def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
 
     net = _av_only(load_model(model))
     if not tokens.is_file():
-        raise FileNotFoundError(f"{tokens}: no such tokens file; pass a file written by `avtok-tokenizer encode`")
+        raise FileNotFoundError(f"{tokens}: no such tokens file; pass a file written by `avtok-tokenizer "
+                                "encode`")
     with safe_open(str(tokens), framework="pt") as f:
         meta = f.metadata() or {}
     missing = [k for k in ("modalities", "counts", "fps", "sample_rate", "channels") if k not in meta]
     if missing:
-        raise ValueError(f"{tokens}: no {', '.join(missing)} in its metadata (not written by `avtok-tokenizer "
-                         "encode`); encode the clip with `avtok-tokenizer encode SOURCE TOKENS` and decode that file")
+        raise ValueError(f"{tokens}: no {', '.join(missing)} in its metadata (not written by "
+                         "`avtok-tokenizer "
+                         "encode`); encode the clip with `avtok-tokenizer encode SOURCE TOKENS` and "
+                         "decode that file")
     out = AVTokenizerOutput(
         indices=load_file(str(tokens))["indices"],
         modalities=tuple(meta["modalities"].split(",")),

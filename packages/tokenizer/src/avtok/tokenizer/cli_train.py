@@ -24,8 +24,8 @@ from avtok.tokenizer.runner import claim_tokenizer_run, train_tokenizer
 from avtok.tokenizer.visual.reconstruct import VisualReconstructor
 from avtok.train.atomic import atomic_directory, atomic_write_json
 from avtok.train.distributed import dist_info, init_distributed
-from avtok.train.trainer import TrainingDiverged
 from avtok.train.pretrained import save_pretrained
+from avtok.train.trainer import TrainingDiverged
 
 __all__ = ["CLI_HINTS", "USER_ERRORS", "friendly", "train_command", "reconstruct_command", "metrics_table"]
 
@@ -69,11 +69,13 @@ def train_command(
     ),
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --checkpoint-dir (same preset and options; a larger "
-                                "--max-steps extends it and re-plans the cosine): skip finished stages, continue "
+                                "--max-steps extends it and re-plans the cosine): skip finished stages, "
+                                "continue "
                                 "the interrupted one")
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option(help="Move a run already in --checkpoint-dir aside (<dir>.replaced-<time>, nothing "
+        bool, typer.Option(help="Move a run already in --checkpoint-dir aside (<dir>.replaced-<time>, "
+                                "nothing "
                                 "deleted) and train a new one")
     ] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, … (torchrun: cuda = each rank's)")] = "cpu",
@@ -100,7 +102,8 @@ def train_command(
         str | None,
         typer.Option(help="AV: local TorchScript teacher (video, wave) -> (video, audio) features for the "
                           "representation-alignment term (none ships offline; see tokenizer.av.recipe). A "
-                          "TorchScript file is executable code: pass only a file you exported yourself or trust"),
+                          "TorchScript file is executable code: pass only a file you exported yourself or "
+                          "trust"),
     ] = None,
     strategy: Annotated[
         str, typer.Option(help="auto (DDP under torchrun) | ddp | fsdp2 (shard the transformer blocks)")
@@ -151,11 +154,13 @@ def train_command(
         seed=seed,
     )
     init_distributed()
-    with claim_tokenizer_run(cfg, resume=resume, overwrite=overwrite):  # before MLflow: one live run per folder
+    # claimed before MLflow starts: one live run per folder
+    with claim_tokenizer_run(cfg, resume=resume, overwrite=overwrite):
         _train_and_report(cfg, preset=preset, experiment=experiment, resume=resume, report=report)
 
 
-def _train_and_report(cfg: RunConfig, *, preset: str, experiment: str | None, resume: bool, report: bool) -> None:
+def _train_and_report(cfg: RunConfig, *, preset: str, experiment: str | None, resume: bool,
+                      report: bool) -> None:
     checkpoint_dir = cfg.checkpoint_dir
     tracker = None
     if experiment:
@@ -232,7 +237,8 @@ def reconstruct_command(
     start: Annotated[float, typer.Option(help="Start (s)")] = 0.0,
     duration: Annotated[
         float | None,
-        typer.Option(help="Seconds to reconstruct (whole model windows); default: 4 s, or what the clip holds "
+        typer.Option(help="Seconds to reconstruct (whole model windows); default: 4 s, or what the clip "
+                          "holds "
                           "after --start when it is shorter"),
     ] = None,
     size: Annotated[int, typer.Option(help="Visual tokenizer: frame side")] = 64,

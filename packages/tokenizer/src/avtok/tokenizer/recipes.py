@@ -71,7 +71,8 @@ class RunConfig:
     perceptual: bool = True  # Inception perceptual + Gram terms on images / AV frames (off: L1 only)
     mrstft: bool = True  # AV: multi-resolution STFT through the frozen HiFi-GAN vocoder
     ar_prior_weight: float = 0.01  # AV: AR-prior CE weight (LARP's 0.06 cost 1.1 dB here, README; 0 = off)
-    # AV: TorchScript (video, wave) -> (video, audio) features (REPA term); executable code: trusted files only
+    # AV: TorchScript (video, wave) -> (video, audio) features (REPA term); executable code, so only
+    # files the user exported or trusts
     align_teacher: str | None = None
     image_size: int = 64  # visual: frame side
     mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)
@@ -101,8 +102,8 @@ class RunConfig:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
 
     # how long, where and how visibly a run trains: a resumed run may change these (not its identity)
-    RUNTIME_FIELDS = ("minutes", "max_steps", "eval_every", "eval_windows", "checkpoint_dir", "device", "strategy",
-                      "anneal_to_budget", "artifacts", "progress", "max_nonfinite_steps")
+    RUNTIME_FIELDS = ("minutes", "max_steps", "eval_every", "eval_windows", "checkpoint_dir", "device",
+                      "strategy", "anneal_to_budget", "artifacts", "progress", "max_nonfinite_steps")
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the model and what it learns (the run folder's identity, ``run.json``)."""
@@ -136,8 +137,10 @@ def resolve_data(data: str) -> list[Path]:
 
         found = list_media(path)
         if not found:
-            raise ValueError(f"--data {data}: the folder holds no media files ({' '.join(sorted(MEDIA_EXTENSIONS))}, "
-                             "searched recursively); pass a folder with sounding videos, a file or sample:concert")
+            kinds = " ".join(sorted(MEDIA_EXTENSIONS))
+            raise ValueError(f"--data {data}: the folder holds no media files ({kinds}, "
+                             "searched recursively); pass a folder with sounding videos, a file or "
+                             "sample:concert")
         return found
     if path.suffix in (".txt", ".lst") and path.is_file():
         lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]

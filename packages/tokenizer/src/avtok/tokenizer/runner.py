@@ -59,11 +59,12 @@ def _load_previous(model: nn.Module, prev_dir: Path, *, ema: bool = False, stric
     usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     other = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
              if k in own and own[k].shape != v.shape]
-    missing = [k for k in own if k not in weights]  # (extra entries: EMA also averages non-persistent buffers)
+    missing = [k for k in own if k not in weights]  # (extras are fine: EMA averages non-persistent buffers)
     if not usable or (strict and (other or missing)):
         raise RunFolderError(
             f"{ckpt.path}: does not fit this model ({len(usable)}/{len(own)} tensors match; other shapes: "
-            f"{other[:2]}; missing: {missing[:2]}); it was trained with another preset or config: resume with "
+            f"{other[:2]}; missing: {missing[:2]}); it was trained with another preset or config: resume "
+            "with "
             "that run's --preset and options, or pass --overwrite to move the run aside")
     if other:
         log.warning("%s: %d tensors of another shape keep their init: %s", ckpt.path, len(other), other[:3])

@@ -1,4 +1,5 @@
-"""Atomic writes: a reader (or a run resumed after SIGKILL) sees the old content or the new one, never a torn file.
+"""Atomic writes: a reader (or a run resumed after SIGKILL) sees the old content or the new one, never a
+torn file.
 
 Files are written under a temporary name beside the target, flushed to disk and renamed over it
 (``os.replace`` is atomic on POSIX within one file system). A directory is built under a temporary name and

@@ -141,7 +141,8 @@ class CheckpointManager:
             return -1
 
     def newest_first(self) -> list[int]:
-        """Steps ordered newest-written first (ties, e.g. old checkpoints without ``seq``: higher step first)."""
+        """Steps ordered newest-written first (ties, e.g. old checkpoints without ``seq``: higher step
+        first)."""
         return sorted(self.steps(), key=lambda s: (self._seq(s), s), reverse=True)
 
     def latest(self) -> Path | None:
@@ -257,5 +258,5 @@ def _read(path: Path) -> Checkpoint:
     ema = _read_file(ema_file, lambda f: load_file(str(f))) if ema_file.exists() else None
     optimizer = _read_file(path / "optimizer.pt",
                            lambda f: torch.load(f, map_location="cpu", weights_only=True))
-    return Checkpoint(step=int(state["step"]), model=model, ema=ema, optimizer=optimizer, state=state, rng=rng,
-                      path=path)
+    return Checkpoint(step=int(state["step"]), model=model, ema=ema, optimizer=optimizer, state=state,
+                      rng=rng, path=path)

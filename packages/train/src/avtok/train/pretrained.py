@@ -64,7 +64,8 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}; the checkpoint was "
-                         "probably written by a newer avtok release — upgrade the package named in its config.json")
+                         "probably written by a newer avtok release — upgrade the package named in its "
+                         "config.json")
     return cls(**{k: _coerce(hints[k], v) for k, v in data.items()})
 
 
@@ -117,7 +118,8 @@ def from_pretrained(directory: str | Path, *, device: str | torch.device = "cpu"
     try:
         weights = load_file(str(weights_path), device=str(device))
     except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for torn files
-        raise ValueError(f"{weights_path}: unreadable ({type(err).__name__}: {err}); the file is truncated or "
+        raise ValueError(f"{weights_path}: unreadable ({type(err).__name__}: {err}); the file is "
+                         "truncated or "
                          "not safetensors, save the model again or pass another directory") from err
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval()

@@ -29,13 +29,20 @@ from typing import Any
 
 from avtok.train.atomic import atomic_write_json
 
-__all__ = ["IDENTITY_NAME", "LOCK_NAME", "RunFolderError", "RunLock", "claim_run_folder", "identity_hash",
-           "read_identity"]
+__all__ = [
+    "IDENTITY_NAME",
+    "LOCK_NAME",
+    "RunFolderError",
+    "RunLock",
+    "claim_run_folder",
+    "identity_hash",
+    "read_identity",
+]
 
 log = logging.getLogger("avtok.training")
 IDENTITY_NAME = "run.json"
 LOCK_NAME = "run.lock"
-_HELD: dict[Path, "RunLock"] = {}  # folders this process holds (a nested claim of the same folder is a no-op)
+_HELD: dict[Path, RunLock] = {}  # folders this process holds (a nested claim of the same folder is a no-op)
 
 
 class RunFolderError(ValueError):
@@ -54,8 +61,10 @@ def read_identity(folder: str | Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise RunFolderError(f"{path}: unreadable run identity ({err}); pass --overwrite to move the folder "
-                             "aside and start a new run") from err
+        raise RunFolderError(
+            f"{path}: unreadable run identity ({err}); pass --overwrite to move the folder "
+            "aside and start a new run"
+        ) from err
 
 
 @dataclass
@@ -76,7 +85,7 @@ class RunLock:
             pass
         self.path = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -108,8 +117,10 @@ def _check_lock(folder: Path) -> None:
         path.unlink(missing_ok=True)
         return
     who = f"process {pid} on {host} since {owner.get('started', '?')}" if pid else "an unknown process"
-    raise RunFolderError(f"{folder}: another training run is writing here ({who}); wait for it to finish or "
-                         f"pass another --checkpoint-dir (if no such process is alive, delete {path})")
+    raise RunFolderError(
+        f"{folder}: another training run is writing here ({who}); wait for it to finish or "
+        f"pass another --checkpoint-dir (if no such process is alive, delete {path})"
+    )
 
 
 def _take_lock(folder: Path) -> RunLock:
@@ -131,7 +142,8 @@ def _describe(identity: Mapping[str, Any] | None) -> str:
     if identity is None:
         return "a run without run.json"
     cfg = identity.get("config", {})
-    return f"{identity.get('summary', '?')} (config {identity.get('hash', '?')}: {json.dumps(cfg, sort_keys=True)})"
+    described = json.dumps(cfg, sort_keys=True)
+    return f"{identity.get('summary', '?')} (config {identity.get('hash', '?')}: {described})"
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -155,8 +167,14 @@ def _holds_run(folder: Path) -> bool:
     return folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
 
 
-def claim_run_folder(folder: str | Path, config: Mapping[str, Any], *, summary: str, resume: bool = False,
-                     overwrite: bool = False) -> RunLock:
+def claim_run_folder(
+    folder: str | Path,
+    config: Mapping[str, Any],
+    *,
+    summary: str,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> RunLock:
     """Check and lock ``folder`` for a run whose identity is ``config`` (see the module docstring).
 
     ``summary`` names the run for people (``"tokenizer tiny-av vfal on sample:concert"``). Returns the lock;
@@ -166,7 +184,9 @@ def claim_run_folder(folder: str | Path, config: Mapping[str, Any], *, summary: 
     if folder in _HELD:  # this process claimed it already (e.g. the CLI before the runner)
         return RunLock(folder=folder, path=None)
     if resume and overwrite:
-        raise RunFolderError(f"{folder}: --resume continues the run there, --overwrite moves it aside; pass one")
+        raise RunFolderError(
+            f"{folder}: --resume continues the run there, --overwrite moves it aside; pass one"
+        )
     new = {"hash": identity_hash(config), "summary": summary, "config": dict(config)}
     if folder.is_dir():
         _check_lock(folder)
@@ -177,15 +197,19 @@ def claim_run_folder(folder: str | Path, config: Mapping[str, Any], *, summary: 
         elif not resume:
             raise RunFolderError(
                 f"{folder}: holds {_describe(old) if old else 'files of an earlier run'}; pass --resume to "
-                "continue it, --overwrite to move it aside (nothing is deleted), or another --checkpoint-dir")
+                "continue it, --overwrite to move it aside (nothing is deleted), or another --checkpoint-dir"
+            )
         elif old is None:
-            log.warning("%s: no %s (written by an older avtok); resuming it as %s", folder, IDENTITY_NAME, summary)
+            log.warning(
+                "%s: no %s (written by an older avtok); resuming it as %s", folder, IDENTITY_NAME, summary
+            )
         elif old.get("hash") != new["hash"]:
             raise RunFolderError(
                 f"{folder}: --resume of a different run: the folder holds {old.get('summary')} "
                 f"(config {old.get('hash')}), this command is {summary} (config {new['hash']}); differing: "
                 f"{_differences(old.get('config', {}), config)}. Pass the options of that run to resume it, "
-                "--overwrite to move it aside, or another --checkpoint-dir")
+                "--overwrite to move it aside, or another --checkpoint-dir"
+            )
     folder.mkdir(parents=True, exist_ok=True)
     lock = _take_lock(folder)
     if read_identity(folder) is None:

@@ -175,14 +175,16 @@ class Trainer:
 
     def _newest_checkpoint(self) -> str:
         latest = self.ckpt.latest() if self.ckpt is not None else None
-        return f"the newest checkpoint is {latest} (finite weights)" if latest else "no checkpoint was written"
+        return (f"the newest checkpoint is {latest} (finite weights)" if latest
+                else "no checkpoint was written")
 
     def _check_divergence(self, loss: float, grad_norm: float) -> None:
         limit = self.cfg.max_nonfinite_steps
         if limit is None or self.nonfinite_run < limit:
             return
         raise TrainingDiverged(
-            f"training diverged: {self.nonfinite_run} consecutive non-finite steps up to step {self.step + 1} "
+            f"training diverged: {self.nonfinite_run} consecutive non-finite steps up to step "
+            f"{self.step + 1} "
             f"(last loss {loss}, grad norm {grad_norm}); stopped, {self._newest_checkpoint()}. Lower the "
             "learning rate (--lr) or check the data, then --resume; the limit is "
             "TrainConfig.max_nonfinite_steps")
@@ -235,9 +237,11 @@ class Trainer:
         if self.ckpt is None:
             return None
         model_state = S.full_model_state(self.model)
-        bad = [k for k, v in model_state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        bad = [k for k, v in model_state.items()
+               if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if bad:  # every rank gathered the same full state: all raise together
-            raise TrainingDiverged(f"training diverged: weights {bad[:3]} are non-finite at step {self.step}; "
+            raise TrainingDiverged(f"training diverged: weights {bad[:3]} are non-finite at step "
+                                   f"{self.step}; "
                                    f"no checkpoint written, {self._newest_checkpoint()}. Lower the learning "
                                    "rate (--lr), then --resume")
         optim_state = S.full_optimizer_state(self.model, self.optimizer)
@@ -281,13 +285,15 @@ class Trainer:
         return self.step
 
     def _replan(self, planned: int, step: int) -> None:
-        """``max_steps`` changed since the checkpoint: lay the cosine over the new length (module docstring)."""
+        """``max_steps`` changed since the checkpoint: lay the cosine over the new length (module
+        docstring)."""
         before = self.cfg.lr * warmup_cosine(step, warmup_steps=self.cfg.warmup_steps, max_steps=self.horizon,
                                              min_ratio=self.cfg.min_lr / self.cfg.lr)
         self.horizon = self.cfg.max_steps
         after = self.cfg.lr * warmup_cosine(step, warmup_steps=self.cfg.warmup_steps, max_steps=self.horizon,
                                             min_ratio=self.cfg.min_lr / self.cfg.lr)
-        log.warning("max_steps %d -> %d on resume: the warmup-cosine schedule is re-planned to end at step %d "
+        log.warning("max_steps %d -> %d on resume: the warmup-cosine schedule is re-planned to end at "
+                    "step %d "
                     "(lr at step %d: %.3g -> %.3g)", planned, self.cfg.max_steps, self.horizon, step, before,
                     after)
 

@@ -26,7 +26,6 @@ A second run reuses the trained checkpoints (``runs/demo/<preset>-<hash>/``) unl
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -42,14 +41,14 @@ from rich.console import Console
 from rich.table import Table
 
 from avtok.eval.tracking import MlflowTracker, NullTracker, PrefixedTracker, Tracker
-from avtok.generator.job import generator_stage
-from avtok.generator.job import tokenizer_stage
+from avtok.generator.job import generator_stage, tokenizer_stage
 from avtok.generator.job.config import PRESETS, DemoConfig
 from avtok.generator.job.outputs import OutputFolder
 from avtok.generator.job.report import generator_sections, tokenizer_sections, write_report
 from avtok.generator.ovi.latents import PooledAVLatents
 from avtok.tokenizer.cli_train import friendly
 from avtok.tokenizer.recipes import RunConfig, resolve_data
+from avtok.train.atomic import atomic_write_json
 
 
 @dataclass(kw_only=True)
@@ -186,7 +185,7 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
         recon=rec.summary, recon_clip=rec.clip_summary, recon_sections=tok_html, generation=table,
         gen_sections=gen_html, notes=notes,
     )  # fmt: skip
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    atomic_write_json(out / "results.json", results)
     _log(tracker, tok, gen, rec, table, timings, outputs.commit())
     _print_tables(console, rec.summary, rec.clip_summary, table)
     return DemoResult(report=report, results=results, recon=rec.summary, generation=table, timings=timings)
@@ -341,7 +340,8 @@ def demo(
         bool, typer.Option(help="also score the media ceilings and the generator's floor / ceiling sets")
     ] = True,
     out: Annotated[
-        Path, typer.Option(help="report folder: new or empty, or one this job wrote (only the files its last run "
+        Path, typer.Option(help="report folder: new or empty, or one this job wrote (only the files its "
+                                "last run "
                                 "wrote are replaced; .avtok-outputs.json lists them)")
     ] = Path("out/demo"),
     cache: Annotated[Path, typer.Option(help="checkpoints, reused by later runs")] = Path("runs/demo"),

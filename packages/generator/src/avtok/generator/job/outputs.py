@@ -35,8 +35,10 @@ class OutputFolder:
             foreign = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
             if foreign:
                 raise ValueError(
-                    f"--out {path}: holds {len(foreign)} files the main job did not write (e.g. {foreign[0]}); "
-                    "pass an empty or new folder (the job never deletes or replaces files it did not create)")
+                    f"--out {path}: holds {len(foreign)} files the main job did not write (e.g. "
+                    f"{foreign[0]}); "
+                    "pass an empty or new folder (the job never deletes or replaces files it did not create)"
+                )
             previous = []
         return cls(path, previous)
 
@@ -50,8 +52,10 @@ class OutputFolder:
         try:
             names = json.loads(f.read_text())["files"]
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{f}: unreadable output manifest ({err}); delete it and the job's files by hand, "
-                             "or pass a new --out folder") from err
+            raise ValueError(
+                f"{f}: unreadable output manifest ({err}); delete it and the job's files by hand, "
+                "or pass a new --out folder"
+            ) from err
         return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
 
     def clean(self) -> list[str]:
@@ -68,8 +72,11 @@ class OutputFolder:
 
     def commit(self) -> list[Path]:
         """Record every file that appeared since ``clean()`` as this run's outputs; returns them."""
-        names = sorted(p.name for p in self.path.iterdir() if p.is_file() and p.name not in self._before
-                       and p.name != MANIFEST)
+        names = sorted(
+            p.name
+            for p in self.path.iterdir()
+            if p.is_file() and p.name not in self._before and p.name != MANIFEST
+        )
         atomic_write_json(self.path / MANIFEST, {"files": names})
         self._before = set()
         return [self.path / n for n in names]

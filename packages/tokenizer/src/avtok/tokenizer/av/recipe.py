@@ -25,10 +25,9 @@ Losses per step (``avtok_objective``; AVTok gives no weights, the choices are ou
 
 from __future__ import annotations
 
-import logging
-
 import dataclasses
 import functools
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +133,8 @@ def load_align_teacher(path: str | Path | None) -> nn.Module | None:
     """
     if path is None:
         return None
-    log.warning("--align-teacher %s: loading a TorchScript file runs the code it contains; use only files you "
+    log.warning("--align-teacher %s: loading a TorchScript file runs the code it contains; use only files "
+                "you "
                 "exported yourself or trust", path)
     return load_teacher(path)  # RunConfig checked that the file exists
 

@@ -137,7 +137,7 @@ def test_train_on_an_empty_folder_says_it_is_empty(tmp_path):
         tokenizer_app,
         ["train", "--data", str(empty), "--checkpoint-dir", str(tmp_path / "run"), "--max-steps", "1"],
     )
-    assert "holds no media files" in _one_line_error(result)
+    assert "no media files found" in _one_line_error(result)
 
 
 def test_align_teacher_help_says_torchscript_is_code():

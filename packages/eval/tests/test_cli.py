@@ -67,3 +67,17 @@ def test_empty_and_mismatched_folders_fail_clearly(folders, tmp_path):
     (tmp_path / "other.mp4").write_bytes((recs / "clip0.mp4").read_bytes())
     res = runner.invoke(app, ["recon", str(refs), str(tmp_path), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no file named clip0" in res.output
+
+
+def test_errors_are_one_line_exit_2_and_traceback_only_with_debug(folders, tmp_path):
+    root, refs, recs, empty = folders
+    res = runner.invoke(app, ["recon", str(tmp_path / "missing"), str(recs), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert lines == [f"error: references {tmp_path / 'missing'}: not a directory; pass a folder of clips "
+                     "(.mp4, .mkv, .webm, .mov, .avi, .m4v)"]
+    res = runner.invoke(app, ["recon", str(refs), str(recs), "--segment-mb", "0"])
+    assert res.exit_code == 2 and "--segment-mb 0.0: must be > 0" in res.output
+    res = runner.invoke(app, ["recon", str(tmp_path / "missing"), str(recs), "--debug"])
+    assert res.exit_code == 2 and "Traceback (most recent call last)" in res.output
+    assert res.output.rstrip().splitlines()[-1].startswith("error: references")

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 import torch
 import torchaudio.functional as AF
 from PIL import Image
 
 from avtok.eval.tracking import Tracker
 from avtok.media_io import AVClip
+
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
 
 __all__ = ["frame_strip_png", "spectrogram_png", "short_mp4", "write_table", "log_report"]
 

@@ -6,12 +6,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
 from avtok.media_io.errors import MediaError
 from avtok.media_io.probe import container_duration, container_origin, open_container
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
 from avtok.media_io.tar_member import TarMember, media_path
 
 SEEK_MARGIN = 1.0  # seconds decoded before `start`, so audio interleaved ahead of video is not missed

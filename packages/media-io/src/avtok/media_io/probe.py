@@ -7,9 +7,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-
 from avtok.media_io.errors import MediaError
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
 from avtok.media_io.tar_member import TarMember
 
 # FFmpeg demuxers that accept almost any file (e.g. "tty" renders a .txt as ANSI art video).

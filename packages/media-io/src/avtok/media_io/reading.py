@@ -28,10 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import av
 import numpy as np
 import torch
-from av.video.reformatter import Interpolation, VideoReformatter
 
 from avtok.media_io.audio_stream import (
     SEEK_MARGIN,
@@ -45,6 +43,7 @@ from avtok.media_io.audio_stream import (
 from avtok.media_io.clip import AVClip
 from avtok.media_io.errors import MediaError, TruncatedMediaError
 from avtok.media_io.probe import container_duration, container_origin, open_container, scan_duration
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
 from avtok.media_io.tar_member import TarMember, media_path
 
 log = logging.getLogger("avtok.media_io")
@@ -89,6 +88,8 @@ class _FrameConverter:
     mode: ResizeMode
 
     def __post_init__(self) -> None:
+        from av.video.reformatter import Interpolation, VideoReformatter  # PyAV only once media is decoded
+
         h, w = self.src_hw
         self._reformatter = VideoReformatter()
         if self.size is None:

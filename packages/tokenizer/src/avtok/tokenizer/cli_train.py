@@ -10,18 +10,20 @@ from typing import Annotated
 import polars as pl
 import torch
 import typer
+from safetensors.torch import save_file
 
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
-from avtok.eval.cli_errors import DEFAULT_USER_ERRORS, cli_errors
+from avtok.eval.cli_errors import DEFAULT_USER_ERRORS, UserError, cli_errors
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
 from avtok.media_io import AVClip, probe, read_clip, write_clip
 from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av.model import AVTokenizer
 from avtok.tokenizer.families import get_family
 from avtok.tokenizer.loading import load_model, parse_preset
-from avtok.tokenizer.recipes import RunConfig, resolve_data
+from avtok.tokenizer.recipes import RunConfig
 from avtok.tokenizer.runner import claim_tokenizer_run, train_tokenizer
-from avtok.tokenizer.visual.reconstruct import VisualReconstructor
+from avtok.tokenizer.visual.reconstruct import VisualReconstructor, crop_clip
+from avtok.tokenizer.window_data import check_data
 from avtok.train.atomic import atomic_directory, atomic_write_json
 from avtok.train.distributed import dist_info, init_distributed
 from avtok.train.pretrained import save_pretrained
@@ -40,7 +42,6 @@ CLI_HINTS = {
 # user mistakes (one `error:` line, exit code 2); a diverged run is stopped with its fix in the message
 USER_ERRORS = (*DEFAULT_USER_ERRORS, TrainingDiverged)
 friendly = cli_errors(hints=CLI_HINTS, user_errors=USER_ERRORS)
-
 
 DEFAULT_SECONDS = 4.0  # reconstruct's default span (shorter clips: what they hold)
 REPORT_COLUMNS = ("model", "psnr", "ssim", "frame_fid", "mel_l1", "mrstft", "si_sdr")
@@ -70,13 +71,11 @@ def train_command(
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --checkpoint-dir (same preset and options; a larger "
                                 "--max-steps extends it and re-plans the cosine): skip finished stages, "
-                                "continue "
-                                "the interrupted one")
+                                "continue the interrupted one")
     ] = False,
     overwrite: Annotated[
         bool, typer.Option(help="Move a run already in --checkpoint-dir aside (<dir>.replaced-<time>, "
-                                "nothing "
-                                "deleted) and train a new one")
+                                "nothing deleted) and train a new one")
     ] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, … (torchrun: cuda = each rank's)")] = "cpu",
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: no tracking)")] = None,
@@ -84,6 +83,10 @@ def train_command(
     lr: float = 1e-3,
     eval_every: int = 200,
     eval_windows: Annotated[int, typer.Option(help="Held-out windows scored")] = 16,
+    data_readers: Annotated[
+        int | None, typer.Option(help="Decoding streams over all ranks (default: one per rank; more = "
+                                      "DataLoader workers). Batches depend on it, not on the world size")
+    ] = None,
     gram: Annotated[bool, typer.Option(help="Gram loss on images / AV frames (ablation: --no-gram)")] = True,
     perceptual: Annotated[
         bool,
@@ -118,6 +121,13 @@ def train_command(
     report: Annotated[
         bool, typer.Option(help="Score the held-out windows with avtok.eval at the end")
     ] = True,
+    init: Annotated[
+        str | None, typer.Option(help="Visual: start from this model folder (e.g. a converted AToken "
+                                      "checkpoint; it defines the architecture, --preset is ignored)")
+    ] = None,
+    distill_weight: Annotated[
+        float, typer.Option(help="With --init: weight of the semantic distillation to the initial model")
+    ] = 1.0,
     max_nonfinite_steps: Annotated[
         int, typer.Option(min=1, help="Stop the run after this many non-finite (skipped) steps in a row")
     ] = 20,
@@ -125,9 +135,9 @@ def train_command(
 ) -> None:
     """Train a tokenizer with a curriculum on real clips; print held-out metrics next to the baselines."""
 
-    family, name = parse_preset(preset)
+    family, name = parse_preset(preset) if init is None else ("visual", "init")
     sched = schedule or ("vfal" if family == "av" else "atoken")
-    resolve_data(data)
+    check_data(data)
     cfg = RunConfig(
         family=family,
         preset=name,
@@ -142,6 +152,7 @@ def train_command(
         lr=lr,
         eval_every=eval_every,
         eval_windows=eval_windows,
+        data_readers=data_readers,
         gram=gram,
         perceptual=perceptual,
         mrstft=mrstft,
@@ -150,6 +161,8 @@ def train_command(
         strategy=strategy,
         anneal_to_budget=anneal_to_budget,
         mel_images=mel_images,
+        init=init,
+        distill_weight=distill_weight,
         max_nonfinite_steps=max_nonfinite_steps,
         seed=seed,
     )
@@ -238,10 +251,15 @@ def reconstruct_command(
     duration: Annotated[
         float | None,
         typer.Option(help="Seconds to reconstruct (whole model windows); default: 4 s, or what the clip "
-                          "holds "
-                          "after --start when it is shorter"),
+                          "holds after --start when it is shorter"),
     ] = None,
-    size: Annotated[int, typer.Option(help="Visual tokenizer: frame side")] = 64,
+    size: Annotated[int, typer.Option(help="Visual tokenizer: frame side (0: the source's own size)")] = 64,
+    discrete: Annotated[
+        bool, typer.Option(help="Visual FSQ model: decode from the token indices alone")
+    ] = False,
+    indices: Annotated[
+        Path | None, typer.Option(help="Visual FSQ model: also write the indices (.safetensors)")
+    ] = None,
     device: str = "cpu",
 ) -> None:
     """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
@@ -254,15 +272,20 @@ def reconstruct_command(
         n = max(1, math.floor(duration / c.seconds))
         ref = read_window(net, source, start=start, windows=n)
         if ref.num_frames < c.frames:
-            raise ValueError(f"{source}: shorter than one {c.seconds:.2f} s window after --start {start}; "
-                             "pass an earlier --start or a longer clip")
+            raise UserError(f"{source}: shorter than one {c.seconds:.2f} s window after --start {start}; "
+                            "pass an earlier --start or a longer clip")
         out = AVClipReconstructor(net).reconstruct(ref)  # window by window
         table = metrics_table(out, ref, name="avtok-av")
     else:
-        ref = read_clip(
-            source, start=start, duration=duration, size=(size, size), resize_mode="crop", allow_silent=True
-        )
-        out = VisualReconstructor(net).reconstruct(ref)
+        ref = read_clip(source, start=start, duration=duration, size=(size, size) if size > 0 else None,
+                        resize_mode="crop", allow_silent=True)
+        ref = crop_clip(ref, net)  # converted AToken models centre-crop to multiples of 16
+        rec = VisualReconstructor(net, discrete=discrete)
+        out = rec.reconstruct(ref)
+        if indices is not None and rec.last_indices is not None:
+            save_file({"indices": rec.last_indices.contiguous()}, str(indices),
+                      metadata={"shape": ",".join(map(str, ref.video.shape))})
+            typer.echo(f"{indices}: {tuple(rec.last_indices.shape)} FSQ indices")
         table = metrics_table(out, ref, name="atoken-visual", audio=False)
     typer.echo(f"{write_clip(output, out)}: {out.num_frames} frames, {out.audio.shape[1]} audio samples")
     with pl.Config(tbl_rows=10, tbl_cols=10, tbl_width_chars=160, float_precision=4):

@@ -47,7 +47,8 @@ from avtok.generator.job.outputs import OutputFolder
 from avtok.generator.job.report import generator_sections, tokenizer_sections, write_report
 from avtok.generator.ovi.latents import PooledAVLatents
 from avtok.tokenizer.cli_train import friendly
-from avtok.tokenizer.recipes import RunConfig, resolve_data
+from avtok.tokenizer.recipes import RunConfig
+from avtok.tokenizer.window_data import check_data
 from avtok.train.atomic import atomic_write_json
 
 
@@ -158,7 +159,7 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
     t_start, timings = time.perf_counter(), {}
     out, cache = Path(cfg.out), cfg.cache_dir()
     outputs = OutputFolder.open(out)  # validated before anything runs; a foreign non-empty folder is refused
-    resolve_data(cfg.data)
+    check_data(cfg.data)
     if cfg.fresh and cache.exists():
         shutil.rmtree(cache)  # the job's own cache folder (named by the config hash)
     cache.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ def tokenizer_for(args):
         checkpoint_dir=args.output / "tokenizer",
         artifacts=False,
     )
-    model, stages = train_tokenizer(cfg)
+    model, stages = train_tokenizer(cfg, overwrite=True)  # a re-run moves the previous one aside
     print(f"tokenizer: VFAL {[(s.name, s.steps) for s in stages]} in {time.perf_counter() - start:.0f} s")
     return model.eval()
 

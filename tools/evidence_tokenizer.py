@@ -82,7 +82,7 @@ def _rows(summary) -> dict[str, dict[str, float]]:
 def run(name: str, cfg: RunConfig, module) -> dict[str, dict[str, dict[str, float]]]:
     """Train, save ``<checkpoint_dir>/final``, score: ``{"windows": rows}`` (+ ``"clip"`` for AV runs)."""
     print(f"== {name}: {cfg.family} {cfg.schedule} for {cfg.minutes} min", flush=True)
-    model, results = train_tokenizer(cfg)
+    model, results = train_tokenizer(cfg, overwrite=True)  # a re-run moves the previous one aside
     for r in results:
         print(f"   stage {r.name}: {r.steps} steps", flush=True)
     save_pretrained(model.cpu().eval(), Path(cfg.checkpoint_dir) / "final")

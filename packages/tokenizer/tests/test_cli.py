@@ -145,4 +145,5 @@ def test_train_rejects_bad_inputs(tmp_path) -> None:
         ],
     )
     assert result.exit_code != 0
-    assert "not a file, folder, manifest" in _flat(result.output)
+    assert result.exit_code == 2 and "Traceback" not in result.output  # one `error:` line (avtok.eval.cli_errors)
+    assert result.output.startswith("error: ") and "data source not found" in _flat(result.output)

@@ -11,7 +11,9 @@ from typing import Annotated
 import torch
 import typer
 
+from avtok.eval.cli_errors import UserError
 from avtok.generator import recipes
+from avtok.generator.conditioning import condition_clip, resolve_source
 from avtok.generator.ovi.config import build_config, count_parameters_formula
 from avtok.generator.ovi.flow import FlowMatchingConfig
 from avtok.generator.ovi.latents import (
@@ -25,7 +27,8 @@ from avtok.generator.ovi.recipe import freeze, latent_dataset, short_run_config,
 from avtok.generator.ovi.sampling import SamplerConfig
 from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
-from avtok.media_io import AVClip, probe, sample_path, write_clip
+from avtok.media_io import AVClip, probe, write_clip
+from avtok.tokenizer.cli_train import friendly
 from avtok.tokenizer.visual.model import VisualTokenizer
 
 app = typer.Typer(
@@ -34,8 +37,10 @@ app = typer.Typer(
 
 
 def _source(name: str) -> Path:
-    path = Path(name)
-    return path if path.is_file() else sample_path(name)
+    try:
+        return resolve_source(name)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"--clip {err}") from None
 
 
 def _codec(tokenizer: str | None, seconds: float) -> PooledAVLatents | TokenizerLatents:
@@ -45,7 +50,7 @@ def _codec(tokenizer: str | None, seconds: float) -> PooledAVLatents | Tokenizer
 
     model = load_model(tokenizer)
     if not isinstance(model, VisualTokenizer):
-        raise typer.BadParameter(
+        raise UserError(
             f"--tokenizer {tokenizer}: a {type(model).__name__}; give a visual tokenizer trained with "
             "--mel-images (avtok-tokenizer train --preset tiny-visual --mel-images)"
         )
@@ -137,6 +142,7 @@ def _full_model(model, cls: type, config):
 
 
 @app.command()
+@friendly
 def info(
     preset: str = "tiny",
     ar: Annotated[bool, typer.Option("--ar", help="An AR-generator preset (tiny, paper).")] = False,
@@ -156,6 +162,7 @@ def info(
 
 
 @app.command()
+@friendly
 def train(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the trained pipeline.")],
     sources: Annotated[
@@ -259,6 +266,7 @@ def train(
 
 
 @app.command()
+@friendly
 def sample(
     prompt: Annotated[
         str, typer.Option(help="Combined prompt (speech in <S>…<E>, audio in <AUDCAP>…<ENDAUDCAP>).")
@@ -269,7 +277,8 @@ def sample(
     model: Annotated[Path, typer.Option(help="Pipeline directory written by `train`.")],
     task: Annotated[str, typer.Option(help="t2av | i2v | a2v | v2a")] = "t2av",
     input_clip: Annotated[
-        Path | None, typer.Option("--input", help="Conditioning clip for a2v / v2a.")
+        Path | None, typer.Option("--input", help="Conditioning clip: a2v takes its sound (an audio-only "
+                                                  "file works), v2a its picture (a silent video works).")
     ] = None,
     start: Annotated[float, typer.Option(help="Start (s) of the window read from --input.")] = 0.0,
     steps: int = 50,
@@ -305,8 +314,16 @@ def sample(
     clips = None
     if task in ("a2v", "v2a", "i2v"):
         if input_clip is None:
-            raise typer.BadParameter(f"--task {task} needs --input clip.mp4 (i2v: its first frame)")
-        clips = [pipe.codec.read(str(input_clip), start=start)] * num
+            raise UserError(f"--task {task} needs --input clip.mp4 (i2v: its first frame)")
+        if task == "i2v" or not hasattr(pipe.codec, "mel"):  # i2v / Ovi's codec: the clip as it is
+            clips = [pipe.codec.read(str(input_clip), start=start)] * num
+        else:  # a2v / v2a: an audio-only file or a silent video is the natural input
+            c = pipe.codec.cfg
+            clips = [condition_clip(input_clip, task=task, start=start, seconds=c.seconds, fps=c.fps,
+                                    size=(c.size, c.size), sample_rate=pipe.codec.mel.sample_rate, channels=1,
+                                    read=lambda p, s, silent: pipe.codec.read(str(p), start=s,
+                                                                              allow_silent=silent))
+                     ] * num
     cfg = SamplerConfig(steps=steps, solver=solver, shift=shift, cfg_video=cfg_video, cfg_audio=cfg_audio,
                         slg_layer=slg_layer if slg_layer > 0 else None)
     out = pipe.generate(
@@ -359,7 +376,7 @@ def _tokenizer(name: str):
     torch.manual_seed(0)  # a preset's random weights are the same on every call
     net = load_model(name)
     if not isinstance(net, AVTokenizer):
-        raise typer.BadParameter(
+        raise UserError(
             f"--tokenizer {name}: a {type(net).__name__}; the AR generator needs an AV "
             "tokenizer (a tiny-av / paper-av preset or its save_pretrained dir)"
         )
@@ -367,6 +384,7 @@ def _tokenizer(name: str):
 
 
 @app.command("train-ar")
+@friendly
 def train_ar(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the trained AR pipeline.")],
     tokenizer: Annotated[str, typer.Option(help="AV tokenizer dir, or preset (random weights).")] = "tiny-av",
@@ -431,13 +449,15 @@ def train_ar(
 
 
 @app.command("sample-ar")
+@friendly
 def sample_ar(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output .mp4 (_1, _2, … with --num > 1).")],
     model: Annotated[Path, typer.Option(help="Directory written by `train-ar`.")],
     task: Annotated[str, typer.Option(help="joint | a2v | v2a")] = "joint",
     label: Annotated[int, typer.Option("--class", help="Class id for --task joint.")] = 0,
     input_clip: Annotated[
-        Path | None, typer.Option("--input", help="Conditioning clip for a2v / v2a.")
+        Path | None, typer.Option("--input", help="Conditioning clip: a2v takes its sound (an audio-only "
+                                                  "file works), v2a its picture (a silent video works).")
     ] = None,
     start: Annotated[float, typer.Option(help="Start (s) of the window read from --input.")] = 0.0,
     tokenizer: Annotated[
@@ -460,10 +480,13 @@ def sample_ar(
     clips = None
     if task in ("a2v", "v2a"):
         if input_clip is None:
-            raise typer.BadParameter(f"--task {task} needs --input clip.mp4")
-        clips = read_windows(pipe.tokenizer, input_clip, starts=[start]) * num
+            raise UserError(f"--task {task} needs --input clip.mp4")
+        c = pipe.tokenizer.config
+        clips = [condition_clip(input_clip, task=task, start=start, seconds=c.seconds, fps=c.fps,
+                                size=(c.height, c.width),
+                                read=lambda p, s, _: read_windows(pipe.tokenizer, p, starts=[s])[0])] * num
     elif task != "joint":
-        raise typer.BadParameter(f"--task {task}: use joint, a2v or v2a")
+        raise UserError(f"--task {task}: use joint, a2v or v2a")
     cfg = ARSamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
     out = pipe.generate(
         task=task,

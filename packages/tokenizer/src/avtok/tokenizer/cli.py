@@ -17,11 +17,12 @@ import torch
 import typer
 from safetensors.torch import load_file, save_file
 
+from avtok.eval.cli_errors import UserError
 from avtok.media_io import write_clip
 from avtok.tokenizer.av.clip import decode_clips, encode_clips, read_window
 from avtok.tokenizer.av.config import expected_av_num_params, resolve_av_config
 from avtok.tokenizer.av.model import AVTokenizer, AVTokenizerOutput
-from avtok.tokenizer.cli_train import reconstruct_command, train_command, user_call
+from avtok.tokenizer.cli_train import friendly, reconstruct_command, train_command
 from avtok.tokenizer.loading import load_model, parse_preset
 from avtok.tokenizer.visual.config import expected_num_params, resolve_config
 from avtok.train.pretrained import config_to_dict
@@ -44,7 +45,7 @@ Start = Annotated[float, typer.Option(help="Window start in seconds.")]
 
 def _av_only(net) -> AVTokenizer:
     if not isinstance(net, AVTokenizer):
-        raise typer.BadParameter(
+        raise UserError(
             f"this command needs an AV tokenizer, got a {type(net).__name__}; "
             "use `reconstruct` for the visual tokenizer"
         )
@@ -52,17 +53,18 @@ def _av_only(net) -> AVTokenizer:
 
 
 @app.command()
+@friendly
 def info(model: Annotated[str, typer.Argument(help="Preset name or model directory.")] = "tiny") -> None:
     """Print the config, window / token budget and parameter counts."""
     if Path(model).is_dir():
-        net = user_call(load_model, model)
+        net = load_model(model)
         cfg, family = net.config, "av" if isinstance(net, AVTokenizer) else "visual"
         if not hasattr(cfg, "patch") and family == "visual":  # e.g. AToken's 3D Gaussian decoder
             typer.echo(json.dumps(config_to_dict(cfg), indent=2))
             typer.echo(f"{type(net).__name__}: {sum(p.numel() for p in net.parameters()):,} parameters")
             return
     else:
-        family, preset = user_call(parse_preset, model)
+        family, preset = parse_preset(model)
         cfg = resolve_av_config(preset) if family == "av" else resolve_config(preset)
     typer.echo(json.dumps(config_to_dict(cfg), indent=2))
     if family == "visual":
@@ -80,9 +82,10 @@ def info(model: Annotated[str, typer.Argument(help="Preset name or model directo
 
 
 @app.command()
+@friendly
 def encode(source: Path, tokens: Path, model: Model = "tiny", start: Start = 0.0) -> None:
     """Encode one window of SOURCE into TOKENS (.safetensors) with the AV tokenizer."""
-    net = _av_only(user_call(load_model, model))
+    net = _av_only(load_model(model))
     clip = read_window(net, source, start=start)
     with torch.no_grad():
         out = encode_clips(net, clip)
@@ -100,13 +103,23 @@ def encode(source: Path, tokens: Path, model: Model = "tiny", start: Start = 0.0
 
 
 @app.command()
+@friendly
 def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
     """Decode TOKENS into a sounding mp4 OUTPUT (HiFi-GAN vocoder)."""
     from safetensors import safe_open
 
-    net = _av_only(user_call(load_model, model))
+    net = _av_only(load_model(model))
+    if not tokens.is_file():
+        raise FileNotFoundError(f"{tokens}: no such tokens file; pass a file written by `avtok-tokenizer "
+                                "encode`")
     with safe_open(str(tokens), framework="pt") as f:
         meta = f.metadata() or {}
+    missing = [k for k in ("modalities", "counts", "fps", "sample_rate", "channels") if k not in meta]
+    if missing:
+        raise ValueError(f"{tokens}: no {', '.join(missing)} in its metadata (not written by "
+                         "`avtok-tokenizer "
+                         "encode`); encode the clip with `avtok-tokenizer encode SOURCE TOKENS` and "
+                         "decode that file")
     out = AVTokenizerOutput(
         indices=load_file(str(tokens))["indices"],
         modalities=tuple(meta["modalities"].split(",")),
@@ -124,6 +137,7 @@ def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
 
 
 @app.command()
+@friendly
 def convert(
     checkpoint: Annotated[Path, typer.Argument(help="Official checkpoint (.pt state dict or .safetensors)")],
     config: Annotated[Path, typer.Option(help="Official YAML (atoken-soc/sod/soc-s1, 3d_decode_gs .yaml)")],
@@ -134,19 +148,14 @@ def convert(
     from avtok.tokenizer.visual.convert import convert_atoken
 
     if from_ != "atoken":
-        raise typer.BadParameter(f"--from {from_!r}: only 'atoken' checkpoints can be converted")
-    try:
-        path = convert_atoken(checkpoint, config, out)
-    except (ValueError, FileNotFoundError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from err
+        raise UserError(f"--from {from_!r}: only 'atoken' checkpoints can be converted")
+    path = convert_atoken(checkpoint, config, out)
     net = load_model(str(path))
     typer.echo(f"{path}: {type(net).__name__}, {sum(p.numel() for p in net.parameters()):,} parameters")
 
 
-
-app.command(name="train")(train_command)
-app.command(name="reconstruct")(reconstruct_command)
+app.command(name="train")(friendly(train_command))
+app.command(name="reconstruct")(friendly(reconstruct_command))
 
 
 def main() -> None:  # console-script entry point alternative

@@ -13,30 +13,37 @@ import typer
 from safetensors.torch import save_file
 
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
+from avtok.eval.cli_errors import DEFAULT_USER_ERRORS, UserError, cli_errors
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
-from avtok.media_io import AVClip, read_clip, write_clip
+from avtok.media_io import AVClip, probe, read_clip, write_clip
 from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av.model import AVTokenizer
 from avtok.tokenizer.families import get_family
 from avtok.tokenizer.loading import load_model, parse_preset
 from avtok.tokenizer.recipes import RunConfig
-from avtok.tokenizer.runner import train_tokenizer
+from avtok.tokenizer.runner import claim_tokenizer_run, train_tokenizer
 from avtok.tokenizer.visual.reconstruct import VisualReconstructor, crop_clip
 from avtok.tokenizer.window_data import check_data
-from avtok.train.distributed import dist_info
+from avtok.train.atomic import atomic_directory, atomic_write_json
+from avtok.train.distributed import dist_info, init_distributed
 from avtok.train.pretrained import save_pretrained
+from avtok.train.trainer import TrainingDiverged
 
-__all__ = ["train_command", "reconstruct_command", "metrics_table"]
+__all__ = ["CLI_HINTS", "USER_ERRORS", "friendly", "train_command", "reconstruct_command", "metrics_table"]
 
-def user_call(fn, *args, **kwargs):
-    """Run a library call whose ValueError / FileNotFoundError is a user mistake: report it as a bad CLI
-    parameter (one line, exit code 2) instead of a traceback."""
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, FileNotFoundError) as err:
-        raise typer.BadParameter(str(err)) from err
+# Library messages name Python arguments; on these command lines they are flags (avtok.eval.cli_errors).
+CLI_HINTS = {
+    "pass duration=None": "leave out --duration",
+    "shorten duration or": "lower --duration or",
+    "shorten duration": "lower --duration",
+    "pass allow_silent=True to get silent audio": "pass a file with sound",
+    "pass fps=... explicitly": "re-encode the file with a constant frame rate",
+}
+# user mistakes (one `error:` line, exit code 2); a diverged run is stopped with its fix in the message
+USER_ERRORS = (*DEFAULT_USER_ERRORS, TrainingDiverged)
+friendly = cli_errors(hints=CLI_HINTS, user_errors=USER_ERRORS)
 
-
+DEFAULT_SECONDS = 4.0  # reconstruct's default span (shorter clips: what they hold)
 REPORT_COLUMNS = ("model", "psnr", "ssim", "frame_fid", "mel_l1", "mrstft", "si_sdr")
 HELDOUT_KINDS = {
     "heldout": "held-out windows, each scored as a clip (the baselines see each window's own frames)",
@@ -61,7 +68,15 @@ def train_command(
     checkpoint_dir: Annotated[Path, typer.Option(help="Stage checkpoints + final/ model")] = Path(
         "runs/tokenizer"
     ),
-    resume: Annotated[bool, typer.Option(help="Skip finished stages, continue the interrupted one")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --checkpoint-dir (same preset and options; a larger "
+                                "--max-steps extends it and re-plans the cosine): skip finished stages, "
+                                "continue the interrupted one")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Move a run already in --checkpoint-dir aside (<dir>.replaced-<time>, "
+                                "nothing deleted) and train a new one")
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, … (torchrun: cuda = each rank's)")] = "cpu",
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: no tracking)")] = None,
     batch_size: Annotated[int, typer.Option(help="Global batch, split over the ranks under torchrun")] = 8,
@@ -89,7 +104,9 @@ def train_command(
     align_teacher: Annotated[
         str | None,
         typer.Option(help="AV: local TorchScript teacher (video, wave) -> (video, audio) features for the "
-                          "representation-alignment term (none ships offline; see recipes_av)"),
+                          "representation-alignment term (none ships offline; see tokenizer.av.recipe). A "
+                          "TorchScript file is executable code: pass only a file you exported yourself or "
+                          "trust"),
     ] = None,
     strategy: Annotated[
         str, typer.Option(help="auto (DDP under torchrun) | ddp | fsdp2 (shard the transformer blocks)")
@@ -111,53 +128,64 @@ def train_command(
     distill_weight: Annotated[
         float, typer.Option(help="With --init: weight of the semantic distillation to the initial model")
     ] = 1.0,
+    max_nonfinite_steps: Annotated[
+        int, typer.Option(min=1, help="Stop the run after this many non-finite (skipped) steps in a row")
+    ] = 20,
     seed: int = 0,
 ) -> None:
     """Train a tokenizer with a curriculum on real clips; print held-out metrics next to the baselines."""
 
-    family, name = user_call(parse_preset, preset) if init is None else ("visual", "init")
+    family, name = parse_preset(preset) if init is None else ("visual", "init")
     sched = schedule or ("vfal" if family == "av" else "atoken")
-    try:
-        check_data(data)
-        cfg = RunConfig(
-            family=family,
-            preset=name,
-            schedule=sched,
-            data=data,
-            holdout_seconds=holdout_seconds,
-            minutes=minutes,
-            max_steps=max_steps,
-            checkpoint_dir=checkpoint_dir,
-            device=device,
-            batch_size=batch_size,
-            lr=lr,
-            eval_every=eval_every,
-            eval_windows=eval_windows,
-            data_readers=data_readers,
-            gram=gram,
-            perceptual=perceptual,
-            mrstft=mrstft,
-            ar_prior_weight=ar_prior_weight,
-            align_teacher=align_teacher,
-            strategy=strategy,
-            anneal_to_budget=anneal_to_budget,
-            mel_images=mel_images,
-            init=init,
-            distill_weight=distill_weight,
-            seed=seed,
-        )
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
+    check_data(data)
+    cfg = RunConfig(
+        family=family,
+        preset=name,
+        schedule=sched,
+        data=data,
+        holdout_seconds=holdout_seconds,
+        minutes=minutes,
+        max_steps=max_steps,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        batch_size=batch_size,
+        lr=lr,
+        eval_every=eval_every,
+        eval_windows=eval_windows,
+        data_readers=data_readers,
+        gram=gram,
+        perceptual=perceptual,
+        mrstft=mrstft,
+        ar_prior_weight=ar_prior_weight,
+        align_teacher=align_teacher,
+        strategy=strategy,
+        anneal_to_budget=anneal_to_budget,
+        mel_images=mel_images,
+        init=init,
+        distill_weight=distill_weight,
+        max_nonfinite_steps=max_nonfinite_steps,
+        seed=seed,
+    )
+    init_distributed()
+    # claimed before MLflow starts: one live run per folder
+    with claim_tokenizer_run(cfg, resume=resume, overwrite=overwrite):
+        _train_and_report(cfg, preset=preset, experiment=experiment, resume=resume, report=report)
+
+
+def _train_and_report(cfg: RunConfig, *, preset: str, experiment: str | None, resume: bool,
+                      report: bool) -> None:
+    checkpoint_dir = cfg.checkpoint_dir
     tracker = None
     if experiment:
         from avtok.eval.tracking import MlflowTracker
 
-        tracker = MlflowTracker(experiment=experiment, run_name=f"{preset}-{sched}")
+        tracker = MlflowTracker(experiment=experiment, run_name=f"{preset}-{cfg.schedule}")
     try:
         model, results = train_tokenizer(cfg, tracker=tracker, resume=resume)
         if dist_info().rank != 0:  # under torchrun rank 0 alone saves, reports and prints
             return
-        final = save_pretrained(model.cpu().eval(), Path(checkpoint_dir) / "final")
+        net = model.cpu().eval()
+        final = atomic_directory(Path(checkpoint_dir) / "final", lambda tmp: save_pretrained(net, tmp))
         for r in results:
             typer.echo(
                 f"stage {r.name}: steps {r.start_step} -> {r.steps}{' (done earlier)' if r.skipped else ''} "
@@ -166,8 +194,7 @@ def train_command(
         typer.echo(f"model: {final}")
         if report:
             for what, summary in _heldout(cfg, model).items():
-                path = Path(checkpoint_dir) / f"{what}.json"
-                path.write_text(json.dumps(summary.to_dicts(), indent=1, default=str))
+                path = atomic_write_json(Path(checkpoint_dir) / f"{what}.json", summary.to_dicts())
                 typer.echo(f"{what}: {HELDOUT_KINDS[what]}")
                 _print_table(summary)
                 if tracker is not None:
@@ -221,7 +248,11 @@ def reconstruct_command(
         str, typer.Option("--checkpoint", "--model", help="Run dir / save_pretrained dir, or a preset")
     ] = "tiny",
     start: Annotated[float, typer.Option(help="Start (s)")] = 0.0,
-    duration: Annotated[float, typer.Option(help="Seconds to reconstruct (whole model windows)")] = 4.0,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Seconds to reconstruct (whole model windows); default: 4 s, or what the clip "
+                          "holds after --start when it is shorter"),
+    ] = None,
     size: Annotated[int, typer.Option(help="Visual tokenizer: frame side (0: the source's own size)")] = 64,
     discrete: Annotated[
         bool, typer.Option(help="Visual FSQ model: decode from the token indices alone")
@@ -233,25 +264,23 @@ def reconstruct_command(
 ) -> None:
     """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
 
-    net = user_call(load_model, checkpoint, device=device)
+    net = load_model(checkpoint, device=device)
+    if duration is None:
+        duration = min(DEFAULT_SECONDS, probe(source).duration - start - 0.01)  # 10 ms: container rounding
     if isinstance(net, AVTokenizer):
         c = net.config
         n = max(1, math.floor(duration / c.seconds))
         ref = read_window(net, source, start=start, windows=n)
         if ref.num_frames < c.frames:
-            raise typer.BadParameter(
-                f"{source}: shorter than one {c.seconds:.2f} s window after --start {start}"
-            )
+            raise UserError(f"{source}: shorter than one {c.seconds:.2f} s window after --start {start}; "
+                            "pass an earlier --start or a longer clip")
         out = AVClipReconstructor(net).reconstruct(ref)  # window by window
         table = metrics_table(out, ref, name="avtok-av")
     else:
         ref = read_clip(source, start=start, duration=duration, size=(size, size) if size > 0 else None,
                         resize_mode="crop", allow_silent=True)
         ref = crop_clip(ref, net)  # converted AToken models centre-crop to multiples of 16
-        try:
-            rec = VisualReconstructor(net, discrete=discrete)
-        except ValueError as err:
-            raise typer.BadParameter(str(err)) from err
+        rec = VisualReconstructor(net, discrete=discrete)
         out = rec.reconstruct(ref)
         if indices is not None and rec.last_indices is not None:
             save_file({"indices": rec.last_indices.contiguous()}, str(indices),

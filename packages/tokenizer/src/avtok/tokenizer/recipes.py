@@ -74,13 +74,16 @@ class RunConfig:
     perceptual: bool = True  # Inception perceptual + Gram terms on images / AV frames (off: L1 only)
     mrstft: bool = True  # AV: multi-resolution STFT through the frozen HiFi-GAN vocoder
     ar_prior_weight: float = 0.01  # AV: AR-prior CE weight (LARP's 0.06 cost 1.1 dB here, README; 0 = off)
-    align_teacher: str | None = None  # AV: TorchScript (video, wave) -> (video, audio) features (REPA term)
+    # AV: TorchScript (video, wave) -> (video, audio) features (REPA term); executable code, so only
+    # files the user exported or trusts
+    align_teacher: str | None = None
     image_size: int = 64  # visual: frame side
     mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)
     init: str | None = None  # visual: start every stage from this model folder (e.g. converted AToken)
     distill_weight: float = 1.0  # visual with init: semantic distillation to the frozen initial model
     artifacts: bool = True
     progress: bool = False
+    max_nonfinite_steps: int = 20  # divergence guard: this many non-finite steps in a row stop the run
 
     def __post_init__(self) -> None:
         self.checkpoint_dir = Path(self.checkpoint_dir)
@@ -106,6 +109,20 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+    # how long, where and how visibly a run trains: a resumed run may change these (not its identity)
+    RUNTIME_FIELDS = ("minutes", "max_steps", "eval_every", "eval_windows", "checkpoint_dir", "device",
+                      "strategy", "anneal_to_budget", "artifacts", "progress", "max_nonfinite_steps")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the model and what it learns (the run folder's identity, ``run.json``)."""
+        out = {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME_FIELDS}
+        if not self.data.startswith("sample:"):
+            out["data"] = str(Path(self.data).resolve())
+        return out
+
+    def summary(self) -> str:
+        return f"tokenizer {self.preset}-{self.family} {self.schedule} on {self.data}"
 
 
 @dataclass(kw_only=True)

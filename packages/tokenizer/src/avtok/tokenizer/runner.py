@@ -6,12 +6,19 @@ one Trainer per stage, each in ``checkpoint_dir/<k>-<stage>``; stage k loads sta
 finished stages and continue the interrupted one bit-exactly. The model it returns (and ``avtok-tokenizer
 train`` saves as ``final/``) holds the last stage's EMA weights. Model-family specifics come from the
 :data:`~avtok.tokenizer.families.FAMILIES` registry.
+
+The run folder is claimed first (:func:`avtok.train.run_folder.claim_run_folder`): its ``run.json`` holds
+the run's identity (:meth:`RunConfig.identity`: family, preset, schedule, data, losses, seed, …), so a folder
+holding another run is refused unless ``resume`` (same identity) or ``overwrite`` (moved aside), and
+``run.lock`` keeps a second live run out. Resumed stages load strictly (every tensor, same shapes).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -24,8 +31,12 @@ from avtok.tokenizer.recipes import RunConfig, StageHooks, StageResult, rank_dev
 from avtok.tokenizer.window_data import log_stats
 from avtok.train import CheckpointManager, TrainConfig, Trainer
 from avtok.train import distributed as dist
+from avtok.train.atomic import atomic_write_json
+from avtok.train.run_folder import RunFolderError, claim_run_folder
 
-__all__ = ["train_tokenizer", "stage_dir"]
+__all__ = ["train_tokenizer", "stage_dir", "claim_tokenizer_run"]
+
+log = logging.getLogger("avtok.training")
 
 
 def stage_dir(root: Path, index: int, stage: Stage) -> Path:
@@ -36,27 +47,66 @@ def _done_marker(d: Path) -> Path:
     return d / "done.json"
 
 
-def _load_previous(model: nn.Module, prev_dir: Path, *, ema: bool = False) -> None:
-    """Load stage k−1's final weights into ``model`` (shapes must match; new modules keep their init).
+def _load_previous(model: nn.Module, prev_dir: Path, *, ema: bool = False, strict: bool = False) -> None:
+    """Load the final weights of the checkpoint in ``prev_dir`` into ``model``.
 
-    ``ema=True`` loads its EMA weights instead (when the checkpoint has them).
+    ``strict=False`` (stage k−1 → stage k): modules the checkpoint lacks keep their init. ``strict=True``
+    (a finished stage or the run's output): every tensor must be there with its shape, else a clear error.
+    ``ema=True`` loads the EMA weights instead (when the checkpoint has them).
     """
     ckpt = CheckpointManager(prev_dir).load(None)
     weights = ckpt.ema if ema and ckpt.ema is not None else ckpt.model
     own = model.state_dict()
     usable = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        raise ValueError(f"{prev_dir}: checkpoint shares no weights with this model; same preset?")
+    other = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
+             if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in weights]  # (extras are fine: EMA averages non-persistent buffers)
+    if not usable or (strict and (other or missing)):
+        raise RunFolderError(
+            f"{ckpt.path}: does not fit this model ({len(usable)}/{len(own)} tensors match; other shapes: "
+            f"{other[:2]}; missing: {missing[:2]}); it was trained with another preset or config: resume "
+            "with "
+            "that run's --preset and options, or pass --overwrite to move the run aside")
+    if other:
+        log.warning("%s: %d tensors of another shape keep their init: %s", ckpt.path, len(other), other[:3])
     model.load_state_dict(usable, strict=False)
 
 
+def claim_tokenizer_run(cfg: RunConfig, *, resume: bool, overwrite: bool = False) -> AbstractContextManager:
+    """Claim ``cfg.checkpoint_dir`` for this run on rank 0 (identity + lock; every rank raises its error)."""
+    info = dist.dist_info()
+    lock, error = None, None
+    if info.rank == 0:
+        try:
+            lock = claim_run_folder(cfg.checkpoint_dir, cfg.identity(), summary=cfg.summary(), resume=resume,
+                                    overwrite=overwrite)
+        except RunFolderError as err:
+            error = str(err)
+    if info.enabled:
+        box = [error]
+        torch.distributed.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise RunFolderError(error)
+    return lock if lock is not None else nullcontext()
+
+
 def train_tokenizer(
-    cfg: RunConfig, *, tracker: Tracker | None = None, resume: bool = False
+    cfg: RunConfig, *, tracker: Tracker | None = None, resume: bool = False, overwrite: bool = False
 ) -> tuple[nn.Module, list[StageResult]]:
-    """Run every enabled stage of ``cfg.schedule``; returns the final model and per-stage results."""
-    family: ModelFamily = get_family(cfg.family)
-    tracker = tracker or NullTracker()
+    """Run every enabled stage of ``cfg.schedule``; returns the final model and per-stage results.
+
+    ``resume`` continues the run in ``cfg.checkpoint_dir`` (same identity); ``overwrite`` moves a run there
+    aside first. Without either, a folder holding a run is refused (:class:`RunFolderError`).
+    """
     info = dist.init_distributed()
+    with claim_tokenizer_run(cfg, resume=resume, overwrite=overwrite):
+        return _train_stages(cfg, tracker or NullTracker(), resume, info)
+
+
+def _train_stages(cfg: RunConfig, tracker: Tracker, resume: bool,
+                  info: dist.DistInfo) -> tuple[nn.Module, list[StageResult]]:
+    family: ModelFamily = get_family(cfg.family)
     device = rank_device(cfg.device, info)
     schedule: Schedule = get_schedule(cfg.schedule, family=cfg.family)
     stages = schedule.active
@@ -73,7 +123,7 @@ def train_tokenizer(
             _load_previous(model, prev)
         done = _finished_steps(d, cfg, stage, total) if resume else None
         if done is not None:
-            _load_previous(model, d)
+            _load_previous(model, d, strict=True)
             results.append(
                 StageResult(
                     name=stage.name,
@@ -89,7 +139,7 @@ def train_tokenizer(
         prev = d
     if prev is not None:  # the run's output: the last stage's EMA weights in a plain (never sharded) model
         model = family.build(cfg, ctx, stages[-1]).to(device)
-        _load_previous(model, prev, ema=True)
+        _load_previous(model, prev, ema=True, strict=True)
     return model, results
 
 
@@ -102,8 +152,13 @@ def _finished_steps(d: Path, cfg: RunConfig, stage: Stage, total: float) -> int 
     marker = _done_marker(d)
     if not marker.exists():
         return None
-    info = json.loads(marker.read_text())
-    steps = int(info["steps"])
+    try:
+        info = json.loads(marker.read_text())
+        steps = int(info["steps"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("%s: unreadable (%s); the stage counts as unfinished and resumes from its checkpoint",
+                    marker, err)
+        return None
     if steps >= _stage_steps(cfg, stage, total):
         return steps
     if info.get("stop") == "max_minutes" and info.get("minutes") == _stage_minutes(cfg, stage, total):
@@ -135,13 +190,14 @@ def _run_stage(cfg: RunConfig, ctx, family: ModelFamily, model: nn.Module, stage
         seed=cfg.seed + k,
         checkpoint_dir=d,
         checkpoint_every=max(1, steps // 2),
-        keep_last=1,
+        keep_last=2,  # the newest and one before it: a damaged newest checkpoint falls back to it
         log_every=max(1, min(20, steps // 5)),
         eval_every=min(cfg.eval_every, steps),
         max_minutes=_stage_minutes(cfg, stage, total),
         progress=cfg.progress,
         strategy=cfg.strategy,
         anneal_to_budget=cfg.anneal_to_budget,
+        max_nonfinite_steps=cfg.max_nonfinite_steps,
     )
     trainer = Trainer(
         model,
@@ -162,7 +218,7 @@ def _run_stage(cfg: RunConfig, ctx, family: ModelFamily, model: nn.Module, stage
                   what=f"data ({stage.name})")
     marker = {"steps": summary.steps, "stop": summary.stop_reason, "minutes": tcfg.max_minutes}
     if trainer.info.rank == 0:
-        _done_marker(d).write_text(json.dumps(marker))
+        atomic_write_json(_done_marker(d), marker)
     dist.barrier()  # the next stage (every rank) reads this stage's checkpoint and marker
     return StageResult(
         name=stage.name,

@@ -8,19 +8,28 @@ with their models (``avtok.tokenizer.losses``).
 """
 
 from avtok.train.__about__ import __version__
-from avtok.train.checkpoint import Checkpoint, CheckpointManager, capture_rng, restore_rng
+from avtok.train.checkpoint import (
+    Checkpoint,
+    CheckpointManager,
+    CorruptCheckpointError,
+    capture_rng,
+    restore_rng,
+)
 from avtok.train.config import TrainConfig, flatten_config
 from avtok.train.data import DataSource, ResumableLoader, SkipAheadIterator
 from avtok.train.distributed import DistInfo, init_distributed, wrap_model
 from avtok.train.ema import EMA
 from avtok.train.optim import build_optimizer, build_scheduler, param_groups, warmup_cosine
+from avtok.train.run_folder import RunFolderError, claim_run_folder
 from avtok.train.summary import TrainSummary
-from avtok.train.trainer import ArtifactsFn, EvaluateFn, MetricsFn, StepFn, Trainer
+from avtok.train.trainer import ArtifactsFn, EvaluateFn, MetricsFn, StepFn, Trainer, TrainingDiverged
 
 __all__ = [
     "__version__",
-    "EMA", "ArtifactsFn", "Checkpoint", "CheckpointManager", "DataSource", "DistInfo", "EvaluateFn",
+    "EMA", "ArtifactsFn", "Checkpoint", "CheckpointManager", "CorruptCheckpointError", "DataSource",
+    "DistInfo", "EvaluateFn",
     "MetricsFn", "ResumableLoader", "SkipAheadIterator", "StepFn", "TrainConfig", "TrainSummary", "Trainer",
     "build_optimizer", "build_scheduler", "capture_rng", "flatten_config", "init_distributed",
-    "param_groups", "restore_rng", "warmup_cosine", "wrap_model",
+    "param_groups", "restore_rng", "warmup_cosine", "wrap_model", "RunFolderError", "claim_run_folder",
+    "TrainingDiverged",
 ]

@@ -10,11 +10,17 @@ crash or SIGKILL leaves either the previous checkpoint or the complete new one, 
         rng.safetensors        torch / CUDA generator states, one set per rank
         state.json             step, scheduler, data position, counters, python/numpy RNG, best metric
     <dir>/best.json            {"step": ..., "value": ...} of the best checkpoint (kept beyond keep_last)
+
+"Newest" means most recently *written* (``state.json``'s ``seq``, one more than any checkpoint already in the
+folder), not highest step: retention keeps the ``keep_last`` newest checkpoints of the run that is writing,
+so higher-numbered steps left by an earlier run never outlive this run's. ``load()`` validates every file and
+falls back to the newest intact checkpoint, with a warning naming the bad file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -26,9 +32,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-__all__ = ["Checkpoint", "CheckpointManager", "capture_rng", "restore_rng"]
+from avtok.train.atomic import atomic_write_json, fsync_tree
 
+__all__ = ["Checkpoint", "CheckpointManager", "CorruptCheckpointError", "capture_rng", "restore_rng"]
+
+log = logging.getLogger("avtok.training")
 _PREFIX = "step-"
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file is missing, truncated or not what it should be; the message names the file."""
 
 
 @dataclass(kw_only=True)
@@ -91,17 +104,6 @@ def _save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
     save_file(flat, str(path))
 
 
-def _fsync_dir(path: Path) -> None:
-    for f in path.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _rng_tensors(rng: list[dict[str, Any]]) -> dict[str, Tensor]:
     out = {}
     for rank, entry in enumerate(rng):
@@ -112,7 +114,7 @@ def _rng_tensors(rng: list[dict[str, Any]]) -> dict[str, Tensor]:
 
 
 class CheckpointManager:
-    """Writes, lists, prunes (keep the last K and the best) and reads checkpoints under ``directory``."""
+    """Writes, lists, prunes (keep the K newest and the best) and reads checkpoints under ``directory``."""
 
     def __init__(self, directory: str | Path, *, keep_last: int = 3, keep_best: bool = True,
                  best_mode: str = "min") -> None:
@@ -131,13 +133,29 @@ class CheckpointManager:
     def path(self, step: int) -> Path:
         return self.directory / f"{_PREFIX}{step:08d}"
 
+    def _seq(self, step: int) -> int:
+        """Write order of a checkpoint (-1: unreadable or written before ``seq`` existed)."""
+        try:
+            return int(json.loads((self.path(step) / "state.json").read_text()).get("seq", -1))
+        except (OSError, ValueError, TypeError):
+            return -1
+
+    def newest_first(self) -> list[int]:
+        """Steps ordered newest-written first (ties, e.g. old checkpoints without ``seq``: higher step
+        first)."""
+        return sorted(self.steps(), key=lambda s: (self._seq(s), s), reverse=True)
+
     def latest(self) -> Path | None:
-        steps = self.steps()
-        return self.path(steps[-1]) if steps else None
+        order = self.newest_first()
+        return self.path(order[0]) if order else None
 
     def best(self) -> dict[str, Any] | None:
         f = self.directory / "best.json"
-        return json.loads(f.read_text()) if f.is_file() else None
+        try:
+            return json.loads(f.read_text()) if f.is_file() else None
+        except ValueError:
+            log.warning("%s: unreadable (%s); the best checkpoint is forgotten", f, "invalid JSON")
+            return None
 
     def is_better(self, value: float) -> bool:
         best = self.best()
@@ -149,6 +167,7 @@ class CheckpointManager:
         """Write ``ckpt`` atomically; record it as best when ``metric`` improves; prune old ones."""
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.path(ckpt.step)
+        seq = 1 + max((self._seq(s) for s in self.steps()), default=0)
         tmp = self.directory / f".tmp-{final.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -158,52 +177,86 @@ class CheckpointManager:
         torch.save(ckpt.optimizer, tmp / "optimizer.pt")
         _save_tensors(_rng_tensors(ckpt.rng), tmp / "rng.safetensors")
         scalars = [{k: v for k, v in r.items() if k not in ("torch", "cuda")} for r in ckpt.rng]
-        state = dict(ckpt.state, step=ckpt.step, rng_scalars=scalars)
+        state = dict(ckpt.state, step=ckpt.step, seq=seq, rng_scalars=scalars)
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
-        _fsync_dir(tmp)
+        fsync_tree(tmp)
         if final.exists():  # re-saving a step (e.g. the final step after a resume): replace it whole
             shutil.rmtree(final)
         os.replace(tmp, final)
         if metric is not None and self.is_better(metric):
-            self._write_json("best.json", {"step": ckpt.step, "value": float(metric)})
+            atomic_write_json(self.directory / "best.json", {"step": ckpt.step, "value": float(metric)})
         self.prune()
         return final
 
-    def _write_json(self, name: str, payload: dict) -> None:
-        tmp = self.directory / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, self.directory / name)
-
     def prune(self) -> None:
-        steps = self.steps()
-        keep = set(steps[-self.keep_last:])
+        """Remove all but the ``keep_last`` newest-written checkpoints (and the best)."""
+        order = self.newest_first()
+        keep = set(order[:self.keep_last])
         best = self.best() if self.keep_best else None
         if best is not None:
             keep.add(int(best["step"]))
-        for step in steps:
+        for step in order:
             if step not in keep:
                 shutil.rmtree(self.path(step), ignore_errors=True)
 
     def load(self, path: str | Path | None = None) -> Checkpoint:
-        """Read a checkpoint (default: the latest). Tensors load on CPU; nothing executes code."""
-        path = Path(path) if path is not None else self.latest()
-        if path is None or not (path / "state.json").is_file():
-            where = path or self.directory
-            raise FileNotFoundError(f"no complete checkpoint at {where}; train first or pass "
+        """Read a checkpoint; tensors load on CPU and nothing executes code.
+
+        With ``path`` that checkpoint or a :class:`CorruptCheckpointError` naming the bad file. Without it the
+        newest intact checkpoint: a damaged newer one is skipped with a warning naming the file.
+        """
+        if path is not None:
+            return _read(Path(path))
+        order = self.newest_first()
+        if not order:
+            raise FileNotFoundError(f"no complete checkpoint at {self.directory}; train first or pass "
                                     "the path of a step-XXXXXXXX directory")
-        state = json.loads((path / "state.json").read_text())
-        rng_t = load_file(str(path / "rng.safetensors"))
-        rng = []
-        for rank, scalars in enumerate(state.pop("rng_scalars")):
-            entry = dict(scalars, torch=rng_t[f"rank{rank}.torch"])
-            cuda = sorted(k for k in rng_t if k.startswith(f"rank{rank}.cuda"))
-            if cuda:
-                entry["cuda"] = [rng_t[k] for k in sorted(cuda, key=lambda k: int(k.split("cuda")[1]))]
-            rng.append(entry)
-        ema_file = path / "ema.safetensors"
-        return Checkpoint(
-            step=int(state["step"]), model=load_file(str(path / "model.safetensors")),
-            ema=load_file(str(ema_file)) if ema_file.is_file() else None,
-            optimizer=torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True),
-            state=state, rng=rng, path=path,
-        )
+        errors = []
+        for step in order:
+            try:
+                ckpt = _read(self.path(step))
+            except CorruptCheckpointError as err:
+                errors.append(str(err))
+                log.warning("%s; falling back to the previous checkpoint", err)
+                continue
+            if errors:
+                log.warning("loaded %s instead of the newer damaged checkpoint(s)", ckpt.path)
+            return ckpt
+        raise CorruptCheckpointError(f"{self.directory}: no intact checkpoint ({'; '.join(errors)}); pass "
+                                     "--overwrite to move the run aside and train again")
+
+
+def _read_file(path: Path, reader):
+    if not path.is_file():
+        raise CorruptCheckpointError(f"{path}: missing from the checkpoint")
+    try:
+        return reader(path)
+    except Exception as err:  # noqa: BLE001 - safetensors, zip, pickle and JSON readers raise their own types
+        raise CorruptCheckpointError(f"{path}: unreadable ({type(err).__name__}: {err})") from err
+
+
+def _read(path: Path) -> Checkpoint:
+    """One checkpoint directory, every file validated (a torn or truncated file names itself)."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"no complete checkpoint at {path}; train first or pass the path of a "
+                                "step-XXXXXXXX directory")
+    state = _read_file(path / "state.json", lambda f: json.loads(f.read_text()))
+    if not isinstance(state, dict) or "step" not in state or "rng_scalars" not in state:
+        raise CorruptCheckpointError(f"{path / 'state.json'}: not a checkpoint state (no step / rng_scalars)")
+    rng_t = _read_file(path / "rng.safetensors", lambda f: load_file(str(f)))
+    rng = []
+    for rank, scalars in enumerate(state.pop("rng_scalars")):
+        if f"rank{rank}.torch" not in rng_t:
+            raise CorruptCheckpointError(f"{path / 'rng.safetensors'}: no generator state of rank {rank}")
+        entry = dict(scalars, torch=rng_t[f"rank{rank}.torch"])
+        cuda = sorted(k for k in rng_t if k.startswith(f"rank{rank}.cuda"))
+        if cuda:
+            entry["cuda"] = [rng_t[k] for k in sorted(cuda, key=lambda k: int(k.split("cuda")[1]))]
+        rng.append(entry)
+    model = _read_file(path / "model.safetensors", lambda f: load_file(str(f)))
+    ema_file = path / "ema.safetensors"
+    ema = _read_file(ema_file, lambda f: load_file(str(f))) if ema_file.exists() else None
+    optimizer = _read_file(path / "optimizer.pt",
+                           lambda f: torch.load(f, map_location="cpu", weights_only=True))
+    return Checkpoint(step=int(state["step"]), model=model, ema=ema, optimizer=optimizer, state=state,
+                      rng=rng, path=path)

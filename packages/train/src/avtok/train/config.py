@@ -37,6 +37,9 @@ class TrainConfig:
     clip_grad_norm: float | None = 1.0
     ema_decay: float | None = 0.9999
     ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) at update n (see training.ema)
+    # divergence guard: this many consecutive non-finite steps (each one skipped) stop the run with
+    # TrainingDiverged; the newest checkpoint stays the last finite one (None: skip forever)
+    max_nonfinite_steps: int | None = 20
     precision: str = "auto"  # "auto" = bf16 autocast on CUDA, fp32 elsewhere
     strategy: str = "auto"  # "auto" = DDP when torch.distributed is initialised with >1 rank
     seed: int = 0
@@ -84,6 +87,7 @@ class TrainConfig:
             "ema_decay": self.ema_decay is None or 0 <= self.ema_decay < 1,
             "clip_grad_norm": self.clip_grad_norm is None or self.clip_grad_norm > 0,
             "max_minutes": self.max_minutes is None or self.max_minutes > 0,
+            "max_nonfinite_steps": self.max_nonfinite_steps is None or self.max_nonfinite_steps >= 1,
             "eval_every": self.eval_every is None or self.eval_every >= 1,
             "artifacts_every": self.artifacts_every is None or self.artifacts_every >= 1,
         }

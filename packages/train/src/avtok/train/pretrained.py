@@ -20,6 +20,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from avtok.train.atomic import atomic_write_text
+
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "register_model", "save_pretrained", "from_pretrained",
            "config_to_dict", "config_from_dict", "owner_package"]
 
@@ -62,7 +64,8 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}; the checkpoint was "
-                         "probably written by a newer avtok release — upgrade the package named in its config.json")
+                         "probably written by a newer avtok release — upgrade the package named in its "
+                         "config.json")
     return cls(**{k: _coerce(hints[k], v) for k, v in data.items()})
 
 
@@ -75,18 +78,22 @@ def owner_package(model: nn.Module) -> tuple[str, str | None]:
 
 
 def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
-    """Write ``config.json`` (kind, version, config) and ``model.safetensors`` into ``directory``."""
+    """Write ``config.json`` (kind, version, config) and ``model.safetensors`` into ``directory``, each file
+    atomically (other files there are left alone; ``atomic.atomic_directory`` swaps in a whole directory)."""
     kind = getattr(model, "kind", None)
     if kind not in _REGISTRY:
         raise ValueError(f"{type(model).__name__} has no registered kind ({kind!r}); call "
                          "register_model(kind, ConfigClass, builder) for it first")
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     package, version = owner_package(model)
     meta = {"kind": kind, "package": package, "version": version, "config": config_to_dict(model.config)}
-    (out / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{WEIGHTS_NAME}.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    tmp.replace(out / WEIGHTS_NAME)  # each file appears whole; for a whole directory see atomic_directory
+    atomic_write_text(out / CONFIG_NAME, json.dumps(meta, indent=2))
     return out
 
 
@@ -97,12 +104,22 @@ def from_pretrained(directory: str | Path, *, device: str | torch.device = "cpu"
     for path in (cfg_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; pass a directory written by save_pretrained")
-    meta = json.loads(cfg_path.read_text())
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{cfg_path}: not valid JSON ({err}); the model directory is damaged, save it "
+                         "again or pass another directory") from err
     kind = meta.get("kind")
     if kind not in _REGISTRY:
         raise ValueError(f"{cfg_path}: unknown model kind {kind!r}; known kinds are {sorted(_REGISTRY)} "
                          "(import the package that registers it first)")
     config_cls, builder = _REGISTRY[kind]
     model = builder(config_from_dict(config_cls, meta["config"]))
-    model.load_state_dict(load_file(str(weights_path), device=str(device)), strict=True)
+    try:
+        weights = load_file(str(weights_path), device=str(device))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for torn files
+        raise ValueError(f"{weights_path}: unreadable ({type(err).__name__}: {err}); the file is "
+                         "truncated or "
+                         "not safetensors, save the model again or pass another directory") from err
+    model.load_state_dict(weights, strict=True)
     return model.to(device).eval()

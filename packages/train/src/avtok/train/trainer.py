@@ -3,10 +3,17 @@
 ``step_fn(model, batch) -> {"loss": scalar, **other_scalars}``: ``loss`` is back-propagated, every entry
 is logged as ``train/<key>``. Per optimiser step the loop runs ``grad_accum`` micro-batches (DDP's
 all-reduce only on the last), under bf16 autocast on CUDA, then: NaN/inf guard (any rank non-finite →
-gradients dropped, optimiser untouched, ``train/nan_skipped`` incremented and logged), gradient clipping,
-AdamW step, scheduler step, EMA update. Every ``eval_every`` steps ``evaluate(model, step)`` runs (on
+gradients dropped, optimiser untouched, ``train/nan_skipped`` incremented and logged; ``max_nonfinite_steps``
+such steps in a row stop the run with :class:`TrainingDiverged`), gradient clipping, AdamW step, scheduler
+step, EMA update. Every ``eval_every`` steps ``evaluate(model, step)`` runs (on
 the EMA weights by default) and ``artifacts(model, step, out_dir)`` writes files for the tracker.
-Checkpoints are atomic; ``fit(resume=True)`` continues bit-exactly from the latest one.
+Checkpoints are atomic; ``fit(resume=True)`` continues bit-exactly from the latest one. A checkpoint is
+never written from non-finite weights, so after a divergence the newest checkpoint is the last finite one.
+
+Resuming with another ``max_steps`` than the checkpoint's re-plans the schedule: the warmup-cosine is laid
+out over the new ``max_steps`` as if the run had been planned that long from the start (the learning rate
+at the resumed step jumps to that curve's value, e.g. back up from the floor when a finished run is
+extended); a warning logs both values. A wall-clock budget (``max_minutes``) keeps re-planning as it runs.
 """
 
 from __future__ import annotations
@@ -31,13 +38,17 @@ from avtok.train.checkpoint import Checkpoint, CheckpointManager, capture_rng, r
 from avtok.train.config import TrainConfig, flatten_config
 from avtok.train.data import DataSource, SkipAheadIterator
 from avtok.train.ema import EMA
-from avtok.train.optim import build_optimizer, build_scheduler
+from avtok.train.optim import build_optimizer, build_scheduler, warmup_cosine
 from avtok.train.summary import TrainSummary
 
-__all__ = ["Trainer", "StepFn", "EvaluateFn", "ArtifactsFn", "MetricsFn"]
+__all__ = ["Trainer", "TrainingDiverged", "StepFn", "EvaluateFn", "ArtifactsFn", "MetricsFn"]
 
 log = logging.getLogger("avtok.training")
 StepFn = Callable[[nn.Module, Any], Mapping[str, Tensor | float]]
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive non-finite steps (or non-finite weights): the run stops instead of going on."""
 
 
 class EvaluateFn(Protocol):
@@ -94,6 +105,7 @@ class Trainer:
         default_art = (cfg.checkpoint_dir or Path.cwd()) / "artifacts"
         self.artifact_dir = Path(artifact_dir) if artifact_dir is not None else default_art
         self.step, self.skipped, self._logged_step, self._eval_step = 0, 0, -1, -1
+        self.nonfinite_run = 0  # consecutive skipped steps (the divergence guard)
         self.last_metrics: dict[str, float] = {}
         self.eval_metrics: dict[str, float] = {}
         self.device = next(self.module.parameters()).device
@@ -144,9 +156,12 @@ class Trainer:
         if D.any_rank(local_bad):
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
+            self.nonfinite_run += 1
             log.warning("step %d: non-finite loss or gradient norm (loss=%s, grad_norm=%s); step skipped "
                         "(%d so far)", self.step + 1, sums["loss"], float(grad_norm), self.skipped)
+            self._check_divergence(sums["loss"], float(grad_norm))
         else:
+            self.nonfinite_run = 0
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             if self.ema is not None:
@@ -157,6 +172,22 @@ class Trainer:
         metrics.update({"train/lr": lr, "train/grad_norm": float(grad_norm),
                         "train/nan_skipped": float(self.skipped)})
         return metrics
+
+    def _newest_checkpoint(self) -> str:
+        latest = self.ckpt.latest() if self.ckpt is not None else None
+        return (f"the newest checkpoint is {latest} (finite weights)" if latest
+                else "no checkpoint was written")
+
+    def _check_divergence(self, loss: float, grad_norm: float) -> None:
+        limit = self.cfg.max_nonfinite_steps
+        if limit is None or self.nonfinite_run < limit:
+            return
+        raise TrainingDiverged(
+            f"training diverged: {self.nonfinite_run} consecutive non-finite steps up to step "
+            f"{self.step + 1} "
+            f"(last loss {loss}, grad norm {grad_norm}); stopped, {self._newest_checkpoint()}. Lower the "
+            "learning rate (--lr) or check the data, then --resume; the limit is "
+            "TrainConfig.max_nonfinite_steps")
 
     # ------------------------------------------------------------------ eval, artifacts, logging
     def _eval_model(self):
@@ -206,6 +237,13 @@ class Trainer:
         if self.ckpt is None:
             return None
         model_state = S.full_model_state(self.model)
+        bad = [k for k, v in model_state.items()
+               if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:  # every rank gathered the same full state: all raise together
+            raise TrainingDiverged(f"training diverged: weights {bad[:3]} are non-finite at step "
+                                   f"{self.step}; "
+                                   f"no checkpoint written, {self._newest_checkpoint()}. Lower the learning "
+                                   "rate (--lr), then --resume")
         optim_state = S.full_optimizer_state(self.model, self.optimizer)
         ema_state = S.full_ema_state(self.model, self.ema) if self.ema is not None else None
         rng = D.gather_objects(capture_rng())
@@ -231,6 +269,9 @@ class Trainer:
         S.load_model_state(self.model, ckpt.model)
         S.load_optimizer_state(self.model, self.optimizer, ckpt.optimizer)
         self.horizon = int(ckpt.state.get("horizon", self.cfg.max_steps))
+        planned = int(ckpt.state.get("config", {}).get("max_steps", self.cfg.max_steps))
+        if planned != self.cfg.max_steps:
+            self._replan(planned, ckpt.step)
         self.scheduler.load_state_dict(ckpt.state["scheduler"])
         if self.ema is not None and ckpt.ema is not None:
             S.load_ema_state(self.model, self.ema, ckpt.ema, num_updates=ckpt.state["ema_updates"])
@@ -243,6 +284,19 @@ class Trainer:
                         "valid but not bit-identical", len(ckpt.rng), self.info.world_size)
             _seed_everything(self.cfg.seed + self.info.rank + ckpt.step)
         return self.step
+
+    def _replan(self, planned: int, step: int) -> None:
+        """``max_steps`` changed since the checkpoint: lay the cosine over the new length (module
+        docstring)."""
+        before = self.cfg.lr * warmup_cosine(step, warmup_steps=self.cfg.warmup_steps, max_steps=self.horizon,
+                                             min_ratio=self.cfg.min_lr / self.cfg.lr)
+        self.horizon = self.cfg.max_steps
+        after = self.cfg.lr * warmup_cosine(step, warmup_steps=self.cfg.warmup_steps, max_steps=self.horizon,
+                                            min_ratio=self.cfg.min_lr / self.cfg.lr)
+        log.warning("max_steps %d -> %d on resume: the warmup-cosine schedule is re-planned to end at "
+                    "step %d "
+                    "(lr at step %d: %.3g -> %.3g)", planned, self.cfg.max_steps, self.horizon, step, before,
+                    after)
 
     # ------------------------------------------------------------------ the loop
     def _due(self, every: int | None) -> bool:

@@ -16,7 +16,8 @@ from torch import Tensor
 from avtok.generator.ar.config import ARConfig
 from avtok.generator.ar.model import ARTransformer
 from avtok.generator.ar.sampling import ARSamplerConfig, generate_tokens
-from avtok.media_io import AVClip, probe, sample_path
+from avtok.generator.conditioning import resolve_source
+from avtok.media_io import AVClip, probe
 from avtok.tokenizer.av.clip import decode_clips, encode_clips, read_window
 from avtok.tokenizer.av.model import AVTokenizer, AVTokenizerOutput
 from avtok.train.pretrained import from_pretrained, save_pretrained
@@ -31,12 +32,6 @@ __all__ = [
 ]
 
 TOKENIZER_DIR = "tokenizer"
-
-
-def resolve_source(name: str | Path) -> Path:
-    """A media file, or the name of a bundled sample (``concert``)."""
-    path = Path(name)
-    return path if path.is_file() else sample_path(str(name))
 
 
 def read_windows(

@@ -26,7 +26,6 @@ A second run reuses the trained checkpoints (``runs/demo/<preset>-<hash>/``) unl
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -42,12 +41,15 @@ from rich.console import Console
 from rich.table import Table
 
 from avtok.eval.tracking import MlflowTracker, NullTracker, PrefixedTracker, Tracker
-from avtok.generator.job import generator_stage
-from avtok.generator.job import tokenizer_stage
+from avtok.generator.job import generator_stage, tokenizer_stage
 from avtok.generator.job.config import PRESETS, DemoConfig
+from avtok.generator.job.outputs import OutputFolder
 from avtok.generator.job.report import generator_sections, tokenizer_sections, write_report
 from avtok.generator.ovi.latents import PooledAVLatents
+from avtok.tokenizer.cli_train import friendly
 from avtok.tokenizer.recipes import RunConfig
+from avtok.tokenizer.window_data import check_data
+from avtok.train.atomic import atomic_write_json
 
 
 @dataclass(kw_only=True)
@@ -156,11 +158,10 @@ def _generator_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Co
 def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
     t_start, timings = time.perf_counter(), {}
     out, cache = Path(cfg.out), cfg.cache_dir()
+    outputs = OutputFolder.open(out)  # validated before anything runs; a foreign non-empty folder is refused
+    check_data(cfg.data)
     if cfg.fresh and cache.exists():
-        shutil.rmtree(cache)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in [*out.glob("*.png"), *out.glob("*.mp4"), *out.glob("*.csv"), *out.glob("report.html")]:
-        old.unlink()  # the report folder holds only this run's media (other files are left alone)
+        shutil.rmtree(cache)  # the job's own cache folder (named by the config hash)
     cache.mkdir(parents=True, exist_ok=True)
     tracker.log_params(cfg.params())
     console.print(f"data {cfg.data}, preset {cfg.preset}, training budget {cfg.minutes:g} min, cache {cache}")
@@ -168,8 +169,9 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
     data, gen, refs, clips, table = _generator_phase(cfg, cache, tracker, console, timings)
 
     with _phase(timings, "report", console):
-        outputs = {name: m.outputs for name, m in rec.models.items()}
-        tok_html = tokenizer_sections(out, tok.held_out, outputs, stretch)
+        outputs.clean()  # the previous run's report files (listed in its manifest), nothing else
+        recon_outputs = {name: m.outputs for name, m in rec.models.items()}
+        tok_html = tokenizer_sections(out, tok.held_out, recon_outputs, stretch)
         gen_html = generator_sections(out, refs, clips)
         rec.summary.write_csv(out / "reconstruction_summary.csv")
         rec.per_clip.write_csv(out / "reconstruction_per_window.csv")
@@ -184,8 +186,8 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
         recon=rec.summary, recon_clip=rec.clip_summary, recon_sections=tok_html, generation=table,
         gen_sections=gen_html, notes=notes,
     )  # fmt: skip
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    _log(tracker, tok, gen, rec, table, timings, out)
+    atomic_write_json(out / "results.json", results)
+    _log(tracker, tok, gen, rec, table, timings, outputs.commit())
     _print_tables(console, rec.summary, rec.clip_summary, table)
     return DemoResult(report=report, results=results, recon=rec.summary, generation=table, timings=timings)
 
@@ -260,7 +262,7 @@ def _notes(cfg: DemoConfig) -> list[str]:
     ]
 
 
-def _log(tracker: Tracker, tok, gen, rec, generation: pl.DataFrame, timings, out: Path) -> None:
+def _log(tracker: Tracker, tok, gen, rec, generation: pl.DataFrame, timings, files: list[Path]) -> None:
     tracker.log_metrics(_metrics(rec.summary, "recon"))
     if rec.clip_summary is not None:
         tracker.log_metrics(_metrics(rec.clip_summary, "recon_clip"))
@@ -274,7 +276,7 @@ def _log(tracker: Tracker, tok, gen, rec, generation: pl.DataFrame, timings, out
             "generator/new_steps": gen.steps - gen.start_step,
         }
     )
-    for f in sorted(out.iterdir()):
+    for f in files:  # this run's outputs only (the manifest), never other files in --out
         tracker.log_artifact(f, artifact_path="report")
 
 
@@ -312,6 +314,7 @@ def _group() -> None:
 
 
 @app.command("demo")
+@friendly
 def demo(
     data: Annotated[
         str, typer.Option(help="sample:<name>, a video file, a folder of videos or a .txt list")
@@ -338,7 +341,9 @@ def demo(
         bool, typer.Option(help="also score the media ceilings and the generator's floor / ceiling sets")
     ] = True,
     out: Annotated[
-        Path, typer.Option(help="report folder (its media, tables and report are replaced)")
+        Path, typer.Option(help="report folder: new or empty, or one this job wrote (only the files its "
+                                "last run "
+                                "wrote are replaced; .avtok-outputs.json lists them)")
     ] = Path("out/demo"),
     cache: Annotated[Path, typer.Option(help="checkpoints, reused by later runs")] = Path("runs/demo"),
     fresh: Annotated[
@@ -358,28 +363,25 @@ def demo(
     """Train and evaluate the AV tokenizer and the twin-DiT generator (see the module docstring)."""
     if threads > 0:
         torch.set_num_threads(threads)
-    try:
-        cfg = DemoConfig(
-            data=data,
-            preset=preset,
-            minutes=minutes,
-            max_steps=max_steps,
-            device=device,
-            prompt=prompt,
-            samples=samples,
-            sample_steps=sample_steps,
-            eval_windows=eval_windows,
-            holdout_seconds=holdout_seconds,
-            frame_stride=frame_stride,
-            reference_rows=reference_rows,
-            out=str(out),
-            cache=str(cache),
-            fresh=fresh,
-            experiment=experiment,
-            track=track,
-        )
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from err
+    cfg = DemoConfig(
+        data=data,
+        preset=preset,
+        minutes=minutes,
+        max_steps=max_steps,
+        device=device,
+        prompt=prompt,
+        samples=samples,
+        sample_steps=sample_steps,
+        eval_windows=eval_windows,
+        holdout_seconds=holdout_seconds,
+        frame_stride=frame_stride,
+        reference_rows=reference_rows,
+        out=str(out),
+        cache=str(cache),
+        fresh=fresh,
+        experiment=experiment,
+        track=track,
+    )
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 150))  # logs and pipes: room for the metric tables

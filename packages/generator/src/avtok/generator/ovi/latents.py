@@ -87,7 +87,7 @@ class PooledAVLatents:
             audio_latent_rate=tokens / (frames / cfg.fps),
         )
 
-    def read(self, path: str, *, start: float = 0.0) -> AVClip:
+    def read(self, path: str, *, start: float = 0.0, allow_silent: bool = False) -> AVClip:
         c = self.cfg
         return read_clip(
             path,
@@ -97,6 +97,7 @@ class PooledAVLatents:
             size=c.size,
             sample_rate=self.mel.sample_rate,
             channels=1,
+            allow_silent=allow_silent,
         )
 
     def encode(self, clip: AVClip) -> tuple[Tensor, Tensor]:
@@ -176,10 +177,10 @@ class TokenizerLatents:
             audio_latent_rate=self.mel.sample_rate / self.mel.hop_length / p,  # mel frames per column
         )
 
-    def read(self, path: str, *, start: float = 0.0) -> AVClip:
+    def read(self, path: str, *, start: float = 0.0, allow_silent: bool = False) -> AVClip:
         c = self.cfg
         return read_clip(path, start=start, duration=c.seconds, fps=c.fps, size=c.size, resize_mode="crop",
-                         sample_rate=self.mel.sample_rate, channels=1)
+                         sample_rate=self.mel.sample_rate, channels=1, allow_silent=allow_silent)
 
     @torch.no_grad()
     def encode_raw(self, clip: AVClip) -> tuple[Tensor, Tensor]:

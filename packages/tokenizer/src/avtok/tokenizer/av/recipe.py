@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # polars only builds the result tables (imported there)
 
 __all__ = ["AVContext", "AVLosses", "SHARD_MODULES", "prepare", "build", "hooks", "heldout_report",
            "window_config", "window_tensors"]
+log = logging.getLogger("avtok.training")
 
 # FSDP2 units under --strategy fsdp2: the transformer blocks, and the AR prior and alignment head because
 # the step calls them outside the tokenizer's forward (a unit gathers its own parameters when called).
@@ -120,8 +122,18 @@ def prepare(cfg: RunConfig) -> AVContext:
 
 
 def load_align_teacher(path: str | Path | None) -> nn.Module | None:
-    """The frozen TorchScript teacher of the alignment term (see the module docstring); None: no term."""
-    return None if path is None else load_teacher(path)  # RunConfig checked that the file exists
+    """The frozen TorchScript teacher of the alignment term (see the module docstring); None: no term.
+
+    A TorchScript archive is executable code (``torch.jit.load`` runs the graph it holds), not weights: the
+    teacher's architecture is the user's choice, so no state-dict path exists here; pass only a file you
+    exported yourself or trust. The load logs that it runs code from the file.
+    """
+    if path is None:
+        return None
+    log.warning("--align-teacher %s: loading a TorchScript file runs the code it contains; use only files "
+                "you "
+                "exported yourself or trust", path)
+    return load_teacher(path)  # RunConfig checked that the file exists
 
 
 def build(cfg: RunConfig, ctx: AVContext, stage: Stage) -> AVTokenizer:

@@ -72,7 +72,8 @@ def _steps(output: str) -> list[tuple[int, int]]:
 
 
 @needs_hifigan
-def test_train_resume_then_reconstruct(short_clip, tmp_path) -> None:
+def test_train_resume_then_reconstruct(short_clip, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default MLflow store: ./mlflow.db
     run = tmp_path / "run"
     base = [
         "train",
@@ -91,6 +92,8 @@ def test_train_resume_then_reconstruct(short_clip, tmp_path) -> None:
         "--no-report",
         "--eval-windows",
         "1",
+        "--experiment",
+        "cli-train",
     ]
     result = runner.invoke(app, [*base, "--max-steps", "3"])
     assert result.exit_code == 0, result.output
@@ -103,6 +106,14 @@ def test_train_resume_then_reconstruct(short_clip, tmp_path) -> None:
     assert _steps(result.output) == [(3, 5)]  # continued from the step-3 checkpoint, not from scratch
     second = from_pretrained(run / "final").state_dict()
     assert any(not torch.equal(first[k], second[k]) for k in first)
+    # --resume continued the same MLflow run: one loss curve over steps 1..5, two attempts, FINISHED
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tracked,) = client.search_runs([client.get_experiment_by_name("cli-train").experiment_id])
+    assert tracked.info.status == "FINISHED" and tracked.data.tags["avtok.attempt.1"] == "FINISHED"
+    curve = client.get_metric_history(tracked.info.run_id, "0-joint/train/loss")
+    assert sorted({m.step for m in curve}) == [1, 2, 3, 4, 5]
 
     out = tmp_path / "rec.mp4"
     result = runner.invoke(

@@ -124,8 +124,19 @@ def train(
     seed: int = 0,
 ) -> None:
     """Train on windows of real clips through the shared avtok Trainer; save a pipeline directory."""
-    from avtok.eval.tracking import MlflowTracker, NullTracker
+    from avtok.eval.tracking import NullTracker, tracked_run, tracker_for_folder
 
+    tracker = tracker_for_folder(output, experiment="avtok-generator", run_name=f"train-{preset}") if mlflow \
+        else NullTracker()
+    with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
+        _train(output=output, sources=sources, prompt=prompt, windows=windows, preset=preset, steps=steps, lr=lr,
+               batch_size=batch_size, freeze_mode=freeze_mode, independent_t=independent_t, task_probs=task_probs,
+               audio_rope_scale=audio_rope_scale, seconds=seconds, tokenizer=tokenizer, seed=seed, tracker=tracker)
+
+
+def _train(*, output: Path, sources, prompt: str, windows: int, preset: str, steps: int, lr: float,
+           batch_size: int, freeze_mode: str, independent_t: bool, task_probs: str, audio_rope_scale: float,
+           seconds: float, tokenizer: str | None, seed: int, tracker) -> None:
     codec = _codec(tokenizer, seconds)
     clips = _windows(codec, sources or ["concert"], windows)
     if isinstance(codec, TokenizerLatents):
@@ -144,14 +155,12 @@ def train(
     null.mask = torch.nn.functional.pad(null.mask, (0, text.mask.shape[1] - null.mask.shape[1]))
     fm = FlowMatchingConfig(independent_t=independent_t, task_probs=[float(x) for x in task_probs.split(",")])
     cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed)
-    tracker = MlflowTracker(experiment="avtok-generator") if mlflow else NullTracker()
     scale = model.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
     typer.echo(f"{len(data)} windows, {trainable_count(model):,} trainable params, RoPE scale {scale:.4f}")
     summary = recipes.train_generator(
         model, data, cfg, fm=fm, spec=codec.spec, null_text=null, batch_size=batch_size, tracker=tracker,
         params={"flow": {"independent_t": independent_t, "task_probs": task_probs}},
     )
-    tracker.close()
     OviPipeline(model, codec, encoder).save(output)
     typer.echo(
         f"trained {summary.steps} steps; "
@@ -240,7 +249,18 @@ def train_ar(
     seed: int = 0,
 ) -> None:
     """Encode windows with the AV tokenizer, train the AR generator through the shared Trainer, save it."""
-    from avtok.eval.tracking import MlflowTracker, NullTracker
+    from avtok.eval.tracking import NullTracker, tracked_run, tracker_for_folder
+
+    tracker = tracker_for_folder(output, experiment="avtok-generator-ar", run_name=f"train-ar-{preset}") \
+        if mlflow else NullTracker()
+    with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
+        _train_ar(output=output, tokenizer=tokenizer, sources=sources, windows=windows, preset=preset,
+                  steps=steps, lr=lr, batch_size=batch_size, task_probs=task_probs, cond_dropout=cond_dropout,
+                  seed=seed, tracker=tracker)
+
+
+def _train_ar(*, output: Path, tokenizer: str, sources, windows: int, preset: str, steps: int, lr: float,
+              batch_size: int, task_probs: str, cond_dropout: float, seed: int, tracker) -> None:
     from avtok.generator.ar.config import build_ar_config
     from avtok.generator.ar.model import ARTransformer
     from avtok.generator.ar.pipeline import ARPipeline, encode_windows, read_windows
@@ -267,14 +287,12 @@ def train_ar(
     model = ARTransformer(cfg)
     probs = tuple(float(x) for x in task_probs.split(","))
     train_cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed)
-    tracker = MlflowTracker(experiment="avtok-generator-ar") if mlflow else NullTracker()
     typer.echo(f"{len(indices)} windows → tokens {tuple(indices.shape)}, {model.num_params():,} params")
     summary = recipes.train_ar(
         model, token_dataset(indices, labels), train_cfg,
         ar=ARTrainConfig(task_probs=probs, cond_dropout=cond_dropout), batch_size=batch_size, tracker=tracker,
         params={"ar": cfg.to_dict(), "tokenizer": tokenizer, "task_probs": task_probs},
     )
-    tracker.close()
     ARPipeline(model, tok).save(output)
     typer.echo(
         f"trained {summary.steps} steps; final loss "

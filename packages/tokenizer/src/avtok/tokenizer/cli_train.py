@@ -132,44 +132,48 @@ def train_command(
         )
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
-    tracker = None
-    if experiment:
-        from avtok.eval.tracking import MlflowTracker
+    from contextlib import nullcontext
 
-        tracker = MlflowTracker(experiment=experiment, run_name=f"{preset}-{sched}")
+    from avtok.eval.tracking import tracked_run, tracker_for_folder
+
+    tracker = None
+    if experiment:  # the checkpoint folder remembers its MLflow run: --resume continues the same run
+        tracker = tracker_for_folder(checkpoint_dir, experiment=experiment, run_name=f"{preset}-{sched}",
+                                     resume=resume, device=device)
     try:
-        model, results = train_tokenizer(cfg, tracker=tracker, resume=resume)
-        if dist_info().rank != 0:  # under torchrun rank 0 alone saves, reports and prints
-            return
-        final = save_pretrained(model.cpu().eval(), Path(checkpoint_dir) / "final")
-        for r in results:
-            typer.echo(
-                f"stage {r.name}: steps {r.start_step} -> {r.steps}{' (done earlier)' if r.skipped else ''} "
-                f"{json.dumps({k: round(v, 4) for k, v in r.eval_metrics.items()})}"
-            )
-        typer.echo(f"model: {final}")
-        if report:
-            for what, summary in _heldout(cfg, model).items():
-                path = Path(checkpoint_dir) / f"{what}.json"
-                path.write_text(json.dumps(summary.to_dicts(), indent=1, default=str))
-                typer.echo(f"{what}: {HELDOUT_KINDS[what]}")
-                _print_table(summary)
-                if tracker is not None:
-                    row = summary.row(0, named=True)
-                    tracker.log_metrics(
-                        {
-                            f"{what}/{k}": float(row[k])
-                            for k in REPORT_COLUMNS[1:]
-                            if k in row and row[k] is not None
-                        }
-                    )
-                    tracker.log_artifact(path)
+        with tracked_run(tracker) if tracker is not None else nullcontext():
+            _train_and_report(cfg, tracker, resume=resume, report=report)
     finally:
-        if tracker is not None:
-            tracker.close()
         if dist_info().enabled:  # leave the process group together (torchrun runs)
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
+
+
+def _train_and_report(cfg: RunConfig, tracker, *, resume: bool, report: bool) -> None:
+    checkpoint_dir = cfg.checkpoint_dir
+    model, results = train_tokenizer(cfg, tracker=tracker, resume=resume)
+    if dist_info().rank != 0:  # under torchrun rank 0 alone saves, reports and prints
+        return
+    final = save_pretrained(model.cpu().eval(), Path(checkpoint_dir) / "final")
+    for r in results:
+        typer.echo(
+            f"stage {r.name}: steps {r.start_step} -> {r.steps}{' (done earlier)' if r.skipped else ''} "
+            f"{json.dumps({k: round(v, 4) for k, v in r.eval_metrics.items()})}"
+        )
+    typer.echo(f"model: {final}")
+    if not report:
+        return
+    for what, summary in _heldout(cfg, model).items():
+        path = Path(checkpoint_dir) / f"{what}.json"
+        path.write_text(json.dumps(summary.to_dicts(), indent=1, default=str))
+        typer.echo(f"{what}: {HELDOUT_KINDS[what]}")
+        _print_table(summary)
+        if tracker is not None:
+            row = summary.row(0, named=True)
+            tracker.log_metrics(
+                {f"{what}/{k}": float(row[k]) for k in REPORT_COLUMNS[1:] if k in row and row[k] is not None}
+            )
+            tracker.log_artifact(path)
 
 
 def _heldout(cfg: RunConfig, model) -> dict[str, pl.DataFrame]:

@@ -41,7 +41,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from avtok.eval.tracking import MlflowTracker, NullTracker, PrefixedTracker, Tracker
+from avtok.eval.tracking import NullTracker, PrefixedTracker, Tracker, tracked_run, tracker_for_folder
 from avtok.generator.job import generator_stage
 from avtok.generator.job import tokenizer_stage
 from avtok.generator.job.config import PRESETS, DemoConfig
@@ -383,17 +383,16 @@ def demo(
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 150))  # logs and pipes: room for the metric tables
+    # the cache folder remembers the job's MLflow run: a rerun after a kill continues it (marked KILLED
+    # once), a rerun after a finished job is a new run
     tracker: Tracker = (
-        MlflowTracker(experiment=cfg.experiment, run_name=f"main-job-{cfg.preset}")
+        tracker_for_folder(cfg.cache_dir(), experiment=cfg.experiment, run_name=f"main-job-{cfg.preset}",
+                           resume=True, only_interrupted=True, device=cfg.device)
         if track
         else NullTracker()
     )
-    status = "FAILED"
-    try:
+    with tracked_run(tracker):  # FAILED / KILLED in MLflow when the job fails or is interrupted
         result = run(cfg, tracker, console)
-        status = "FINISHED"
-    finally:
-        tracker.close(status)
     console.print(f"report: {result.report.resolve()}  (total {result.timings['total']:.0f} s)")
     if track:
         console.print(

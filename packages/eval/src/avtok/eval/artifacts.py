@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ from PIL import Image
 from avtok.eval.tracking import Tracker
 from avtok.media_io import AVClip
 
-__all__ = ["frame_strip_png", "spectrogram_png", "log_mel_db", "shared_db_limits", "short_mp4", "write_table", "log_report"]
+__all__ = ["frame_strip_png", "spectrogram_png", "log_mel_db", "shared_db_limits", "short_mp4", "write_table", "log_report",
+           "log_html_folder"]
 
 
 def frame_strip_png(reference: AVClip, reconstruction: AVClip, path: str | Path, *, num_frames: int = 6) -> Path:
@@ -101,6 +104,25 @@ def write_table(df: pl.DataFrame, path: str | Path) -> Path:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.-]+", "_", name).strip("_")
+
+
+def log_html_folder(tracker: Tracker, folder: str | Path, *, page: str, artifact_path: str) -> None:
+    """Log every file of ``folder`` under ``artifact_path``; the HTML ``page`` (whose media are linked by
+    relative names) goes up with a ``<base>`` naming where the server serves that artifact folder, because
+    the MLflow UI previews an HTML artifact in an ``srcdoc`` frame, where relative links would resolve
+    against the UI's own URL. The local copy is left as it is (its relative links work from the folder)."""
+    folder = Path(folder)
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.name != page:
+            tracker.log_artifact(f, artifact_path=artifact_path)
+    base = getattr(tracker, "artifact_base", lambda _: None)(f"{artifact_path}/")
+    html = (folder / page).read_text(encoding="utf-8")
+    if base is not None:
+        html = html.replace("<head>", f'<head>\n<base href="{escape(base, quote=True)}">', 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / page
+        copy.write_text(html, encoding="utf-8")
+        tracker.log_artifact(copy, artifact_path=artifact_path)
 
 
 def log_report(tracker: Tracker, summary: pl.DataFrame, out_dir: str | Path, *,

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping
 from contextlib import contextmanager
+from urllib.parse import urlparse
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -260,6 +261,31 @@ class MlflowTracker:
                 self.client.log_artifacts(self.run_id, str(path), artifact_path)
             else:
                 self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def artifact_base(self, path: str = "") -> str | None:
+        """The server-root-relative path under which ``mlflow server`` / ``mlflow ui`` serve this run's
+        artifact ``path`` by path (``/api/2.0/mlflow-artifacts/artifacts/<...>/<path>``): with the
+        embedded store that is the default ``--artifacts-destination ./mlartifacts`` started beside
+        ``mlflow.db``. None when the artifacts live elsewhere."""
+        if not self.enabled or self.run_id is None:
+            return None
+        uri = self.client.get_run(self.run_id).info.artifact_uri
+        if uri.startswith("mlflow-artifacts:"):
+            rel = urlparse(uri).path.strip("/")
+        else:
+            root = _artifact_root(self.tracking_uri)
+            if root is None or not uri.startswith(root + "/"):
+                return None
+            rel = uri[len(root) + 1 :].strip("/")
+        return f"/api/2.0/mlflow-artifacts/artifacts/{rel}/{path.lstrip('/')}"
+
+    def artifact_url(self, path: str, *, server: str = "http://127.0.0.1:5000") -> str | None:
+        """:meth:`artifact_base` on ``server`` (the tracking server itself when tracking over HTTP)."""
+        base = self.artifact_base(path)
+        if base is None:
+            return None
+        server = self.tracking_uri if self.tracking_uri.startswith("http") else server
+        return server.rstrip("/") + base
 
     def close(self, status: str = "FINISHED") -> None:
         if self.enabled and self.run_id is not None:

@@ -41,6 +41,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from avtok.eval.artifacts import log_html_folder
 from avtok.eval.tracking import NullTracker, PrefixedTracker, Tracker, tracked_run, tracker_for_folder
 from avtok.generator.job import generator_stage
 from avtok.generator.job import tokenizer_stage
@@ -48,6 +49,10 @@ from avtok.generator.job.config import PRESETS, DemoConfig
 from avtok.generator.job.report import generator_sections, tokenizer_sections, write_report
 from avtok.generator.ovi.latents import PooledAVLatents
 from avtok.tokenizer.recipes import RunConfig
+
+
+# serves the runs and, by path, their artifacts (so the logged report's relative links work)
+SERVE_MLFLOW = "mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts --workers 1"
 
 
 @dataclass(kw_only=True)
@@ -169,8 +174,8 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
 
     with _phase(timings, "report", console):
         outputs = {name: m.outputs for name, m in rec.models.items()}
-        tok_html = tokenizer_sections(out, tok.held_out, outputs, stretch)
-        gen_html = generator_sections(out, refs, clips)
+        tok_sections = tokenizer_sections(out, tok.held_out, outputs, stretch)
+        gen_sections = generator_sections(out, refs, clips)
         rec.summary.write_csv(out / "reconstruction_summary.csv")
         rec.per_clip.write_csv(out / "reconstruction_per_window.csv")
         if rec.clip_summary is not None:
@@ -181,8 +186,8 @@ def run(cfg: DemoConfig, tracker: Tracker, console: Console) -> DemoResult:
     notes = [rec.fad_note] * bool(rec.fad_note) + _notes(cfg)
     report = write_report(
         out, title="avtok — the main job", intro=_intro(cfg, tok, data), facts=_facts(cfg, results),
-        recon=rec.summary, recon_clip=rec.clip_summary, recon_sections=tok_html, generation=table,
-        gen_sections=gen_html, notes=notes,
+        recon=rec.summary, recon_clip=rec.clip_summary, recon_sections=tok_sections, generation=table,
+        gen_sections=gen_sections, notes=notes,
     )  # fmt: skip
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     _log(tracker, tok, gen, rec, table, timings, out)
@@ -217,14 +222,15 @@ def _results(cfg, cache, tok, gen, data, refs, timings, tracker) -> dict:
 
 
 def _intro(cfg: DemoConfig, tok, data) -> str:
+    """Plain text: the report escapes it (a prompt or a file name is shown, never run as markup)."""
     c = tok.model.config
     return (
-        f"Data <code>{cfg.data}</code>, the last {cfg.holdout_seconds:g} s of every clip held out. "
-        f"AV tokenizer preset <code>{cfg.job.tokenizer}</code>: windows of {c.frames} frames "
+        f"Data “{cfg.data}”, the last {cfg.holdout_seconds:g} s of every clip held out. "
+        f"AV tokenizer preset {cfg.job.tokenizer}: windows of {c.frames} frames "
         f"{c.height}×{c.width} at {c.fps:.3g} fps + an 80×{c.mel_frames} log-mel ({c.seconds:.2f} s) → "
         f"{c.num_tokens} tokens of one {c.codebook_size}-code FSQ codebook, VFAL schedule. Twin DiT preset "
-        f"<code>{cfg.job.generator}</code> on pooled latents of {data.codec.cfg.seconds:g} s windows "
-        f"({len(data.train)} training windows), prompt <code>{cfg.text}</code>."
+        f"{cfg.job.generator} on pooled latents of {data.codec.cfg.seconds:g} s windows "
+        f"({len(data.train)} training windows), prompt “{cfg.text}”."
     )
 
 
@@ -242,7 +248,7 @@ def _facts(cfg: DemoConfig, results: dict) -> dict[str, str]:
         ),
         "wall time": ", ".join(f"{k} {v:.0f} s" for k, v in s.items()),
         "device / threads": f"{cfg.device} / {torch.get_num_threads()} torch threads",
-        "MLflow": f"run {run_id} (mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1)"
+        "MLflow": f"run {run_id} ({SERVE_MLFLOW}; the report is its artifact folder report/)"
         if (run_id := results["mlflow_run_id"])
         else "not tracked (--no-track)",
     }
@@ -274,8 +280,7 @@ def _log(tracker: Tracker, tok, gen, rec, generation: pl.DataFrame, timings, out
             "generator/new_steps": gen.steps - gen.start_step,
         }
     )
-    for f in sorted(out.iterdir()):
-        tracker.log_artifact(f, artifact_path="report")
+    log_html_folder(tracker, out, page="report.html", artifact_path="report")
 
 
 def _print_tables(
@@ -395,9 +400,9 @@ def demo(
         result = run(cfg, tracker, console)
     console.print(f"report: {result.report.resolve()}  (total {result.timings['total']:.0f} s)")
     if track:
-        console.print(
-            f"MLflow run {tracker.run_id}: mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1"
-        )
+        console.print(f"MLflow run {tracker.run_id}: {SERVE_MLFLOW}")
+        if url := tracker.artifact_url("report/report.html"):
+            console.print(f"the report, served by that server with working links: {url}")
 
 
 def main() -> None:

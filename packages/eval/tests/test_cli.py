@@ -74,3 +74,17 @@ def test_empty_and_mismatched_folders_fail_clearly(folders, tmp_path):
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("bad").experiment_id])
     assert run.info.status == "FAILED" and "no file named clip0" in run.data.tags["avtok.error"]
+
+
+def test_errors_are_one_line_exit_2_and_traceback_only_with_debug(folders, tmp_path):
+    root, refs, recs, empty = folders
+    res = runner.invoke(app, ["recon", str(tmp_path / "missing"), str(recs), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert lines == [f"error: references {tmp_path / 'missing'}: not a directory; pass a folder of clips "
+                     "(.mp4, .mkv, .webm, .mov, .avi, .m4v)"]
+    res = runner.invoke(app, ["recon", str(refs), str(recs), "--segment-mb", "0"])
+    assert res.exit_code == 2 and "--segment-mb 0.0: must be > 0" in res.output
+    res = runner.invoke(app, ["recon", str(tmp_path / "missing"), str(recs), "--debug"])
+    assert res.exit_code == 2 and "Traceback (most recent call last)" in res.output
+    assert res.output.rstrip().splitlines()[-1].startswith("error: references")

@@ -19,6 +19,17 @@ def test_missing_weights_give_a_clear_error(tmp_path):
         I3DFeatures(tmp_path / "missing.pt")
 
 
+def test_files_that_are_not_torchscript_are_refused_before_loading(tmp_path):
+    state = tmp_path / "i3d_state.pt"
+    torch.save(TinyVideoNet().state_dict() | {"w": torch.zeros(2)}, state)
+    with pytest.raises(ValueError, match=r"i3d_state.pt: a torch.save archive without TorchScript code.*--i3d"):
+        I3DFeatures(state)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match=r"notes.pt: not a TorchScript archive"):
+        I3DFeatures(text)
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_fvd_with_a_local_torchscript_network(tmp_path, concert_clips):
     path = tmp_path / "net.pt"

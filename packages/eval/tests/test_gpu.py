@@ -13,9 +13,10 @@ pytestmark = [
 
 
 def test_image_metrics_on_cuda_match_cpu(natural_images):
-    noisy = (natural_images + 0.1).clamp(-1, 1)
-    cuda = ssim(noisy.cuda(), natural_images.cuda()).cpu()
-    assert torch.allclose(cuda, ssim(noisy, natural_images), atol=1e-5)
+    ref = (natural_images + 1) * 127.5  # SSIM on the 0..255 range
+    noisy = (ref + 25).clamp(0, 255)
+    cuda = ssim(noisy.cuda(), ref.cuda(), data_range=255).cpu()
+    assert torch.allclose(cuda, ssim(noisy, ref, data_range=255), atol=1e-5)
     assert torch.allclose(psnr(noisy.cuda(), natural_images.cuda()).cpu(), psnr(noisy, natural_images))
 
 

@@ -122,3 +122,17 @@ def test_packed_attention_compiles_without_graph_breaks():
     out = compiled(q, k, v, cu_seqlens)
     ref = attention_reference(q, k, v, cu_seqlens=cu_seqlens, causal=True)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_softcap_caps_logits_before_the_softmax() -> None:
+    """softcap s: scores -> s * tanh(scores / s) (flash-attn's option; AToken's Gaussian decoder uses 30)."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 5, 8) * 4 for _ in range(3))  # large logits: the cap matters
+    scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / 8**0.5
+    want = torch.einsum("bhqk,bhkd->bhqd", torch.softmax(3.0 * torch.tanh(scores / 3.0), -1), v)
+    got = attention(q, k, v, softcap=3.0)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, attention(q, k, v), atol=1e-2)
+    mask = torch.tensor([True, True, False, True, False])[None, None, None]  # (1, 1, 1, Lk)
+    assert torch.allclose(attention(q, k, v, mask=mask, softcap=3.0),
+                          attention_reference(q, k, v, mask=mask, softcap=3.0), atol=1e-6)

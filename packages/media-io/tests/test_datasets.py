@@ -1,19 +1,17 @@
-"""AV window datasets: 2 ranks x 2 workers sharding, shuffling, skipping bad files, the disk cache."""
+"""WindowDataset on real media: (rank, worker) disjointness, exact resume, skip-and-count, messy files."""
 
-import json
 import shutil
 import warnings
+from collections import Counter
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from avtok.media_io import (
-    AVWindowDataset,
-    CachedWindowDataset,
+    AVClip,
     MediaError,
-    collate_clips,
-    prepare_windows,
+    WindowDataset,
+    probe,
     read_clip,
     sample_path,
     write_clip,
@@ -23,9 +21,9 @@ WINDOW = dict(window_frames=8, fps=8.0, size=(32, 32), sample_rate=8000, channel
 
 
 @pytest.fixture(scope="module")
-def media_dir(tmp_path_factory, short_mp4):
-    """Real clips (6 s + 4 s + 5.3 s bigbuckbunny = 15 one-second windows) and five files to skip."""
-    root = tmp_path_factory.mktemp("ds")
+def good_dir(tmp_path_factory, short_mp4):
+    """Real clips: 6 s + 4 s concert cuts and the 5.3 s bigbuckbunny = 15 one-second windows."""
+    root = tmp_path_factory.mktemp("good")
     shutil.copy(short_mp4, root / "a.mp4")
     clip = read_clip(
         sample_path("concert"), start=40.0, duration=4.0, size=(48, 64), sample_rate=16000, channels=2
@@ -33,114 +31,182 @@ def media_dir(tmp_path_factory, short_mp4):
     (root / "sub").mkdir()
     write_clip(root / "sub" / "b.mp4", clip)
     shutil.copy(sample_path("bigbuckbunny"), root / "bunny.mp4")
-    shutil.copy(sample_path("carphone"), root / "silent.mp4")  # no audio stream
-    data = short_mp4.read_bytes()
-    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
-    (root / "empty.mp4").touch()
-    (root / "notes.mp4").write_text("this is not a video\n" * 20)
-    short = read_clip(sample_path("concert"), start=30.0, duration=0.5, size=(32, 32), sample_rate=16000)
-    write_clip(root / "short.mp4", short)
     return root
 
 
-def _key(clip):
-    return (clip.source.rsplit("/", 1)[-1], round(clip.start, 6))
+@pytest.fixture(scope="module")
+def messy_dir(tmp_path_factory, good_dir, short_mp4):
+    """The good clips plus an empty file, a text file named .mp4, a truncated mp4 and a silent clip."""
+    root = tmp_path_factory.mktemp("messy")
+    shutil.copytree(good_dir, root, dirs_exist_ok=True)
+    (root / "empty.mp4").touch()
+    (root / "notes.mp4").write_text("this is not a video\n" * 20)
+    data = short_mp4.read_bytes()  # faststart: the header (6 s) survives, half of the media does not
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    shutil.copy(sample_path("carphone"), root / "silent.mp4")
+    return root
 
 
-def test_index_and_skip_report(media_dir):
-    with pytest.warns(UserWarning, match="skipped 5 file") as record:
-        ds = AVWindowDataset(media_dir, **WINDOW)
-    assert len(record) == 1  # reported once
-    assert ds.stats.files_found == 8 and ds.stats.files_used == 3 and len(ds.windows) == 15
-    reasons = {k.rsplit("/", 1)[-1]: v for k, v in ds.stats.skipped.items()}
-    assert set(reasons) == {"silent.mp4", "truncated.mp4", "empty.mp4", "notes.mp4", "short.mp4"}
-    assert "no audio" in reasons["silent.mp4"] and "truncated" in reasons["truncated.mp4"]
-    assert "empty" in reasons["empty.mp4"] and "not a" in reasons["notes.mp4"]
-    assert "too short" in reasons["short.mp4"]
-    with pytest.warns(UserWarning, match="skipped 4"):
-        assert len(AVWindowDataset(media_dir, allow_silent=True, **WINDOW).windows) == 15 + 4  # carphone 4 s
+def _keys(batch):
+    pairs = zip(batch.source, batch.start, strict=True)
+    return [(s.rsplit("/", 1)[-1], round(float(t), 4)) for s, t in pairs]
 
 
-def test_two_ranks_two_workers_cover_every_window_once(media_dir):
+def _key(sample):
+    return (sample.source.rsplit("/", 1)[-1], round(sample.start, 4))
+
+
+def _dataset(source, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return WindowDataset(source, **WINDOW, **kw)
+
+
+def _all_windows(ds):
+    out = []
+    for i, item in enumerate(ds.plan.items):
+        name = str(item.path).rsplit("/", 1)[-1]
+        out += [
+            (name, round(float(ds.plan.first[i]) + k * ds.cfg.stride_seconds, 4))
+            for k in range(ds.plan.counts[i])
+        ]
+    return out
+
+
+def test_ranks_and_workers_are_disjoint_and_cover_an_epoch(good_dir):
     seen = []
     for rank in range(2):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = AVWindowDataset(media_dir, rank=rank, world_size=2, seed=3, **WINDOW)
-        ds.set_epoch(1)
-        loader = DataLoader(ds, batch_size=None, num_workers=2)
-        got = [_key(c) for c in loader]
-        assert all(c.video.shape == (8, 32, 32, 3) and c.audio.shape == (1, 8000) for c in ds)
-        assert len(got) == len(ds)  # __len__ is the rank's share
-        seen += got
-    expected = {(ds.files[f].name, round(s, 6)) for f, s in ds.windows}
-    assert len(seen) == len(expected) == 15 and set(seen) == expected
+        ds = _dataset(good_dir, rank=rank, world_size=2, seed=3, buffer_size=4, chunk_windows=2)
+        for batch in ds.loader(2, num_workers=2):
+            seen += _keys(batch)
+            assert batch.video.shape[1:] == (8, 32, 32, 3) and batch.audio.shape[1:] == (1, 8000)
+    full = _all_windows(ds)
+    assert len(full) == 15 and Counter(seen) == Counter(full)  # each window exactly once
+    assert ds.plan.counts.tolist() == [6, 5, 4] or sorted(ds.plan.counts.tolist()) == [4, 5, 6]
 
 
-def test_epoch_shuffle_is_deterministic(media_dir):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        a = AVWindowDataset(media_dir, seed=7, **WINDOW)
-        b = AVWindowDataset(media_dir, seed=7, **WINDOW)
-    a.set_epoch(0)
-    b.set_epoch(0)
-    assert a.order() == b.order()
-    first = a.order()
-    a.set_epoch(1)
-    assert a.order() != first and sorted(a.order()) == list(range(15))
-    assert [a.shard_indices(w, 2) for w in range(2)] == [a.order()[0::2], a.order()[1::2]]
+def test_order_is_deterministic_and_shuffled(good_dir):
+    ds = _dataset(good_dir, seed=1, buffer_size=8)
+    one = [_key(s) for s in ds.iter_worker(0, 1)]
+    assert one == [_key(s) for s in _dataset(good_dir, seed=1, buffer_size=8).iter_worker(0, 1)]
+    assert one != [_key(s) for s in _dataset(good_dir, seed=2, buffer_size=8).iter_worker(0, 1)]
+    assert one != sorted(one) and sorted(one) == sorted(_all_windows(ds))
+    assert [_key(s) for s in ds.iter_worker(0, 1, epoch=1)] != one  # another epoch, another order
 
 
-def test_runtime_failures_are_counted_and_warned_once(media_dir):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = AVWindowDataset(media_dir, check_tail=False, shuffle=False, **WINDOW)  # truncated file indexed
-    with pytest.warns(UserWarning, match="truncated.mp4") as record:
-        clips = list(ds)
-    assert len([r for r in record if "truncated.mp4" in str(r.message)]) == 1
-    assert ds.stats.failed_windows >= 2 and len(clips) == len(ds.windows) - ds.stats.failed_windows
+def test_window_content_matches_a_direct_read(good_dir):
+    ds = _dataset(good_dir, shuffle=False, chunk_windows=4)
+    sample = list(ds.iter_worker(0, 1))[5]
+    direct = read_clip(
+        sample.source,
+        start=sample.start,
+        duration=1.0,
+        fps=8.0,
+        size=32,
+        resize_mode="crop",
+        sample_rate=8000,
+        channels=1,
+    )
+    assert torch.equal(sample.video, direct.video)
+    assert (sample.audio - direct.audio).abs().max() < 1e-4  # one read vs a seek: same samples
 
 
-def test_manifests_and_collate(media_dir, tmp_path):
-    csv_path = tmp_path / "list.csv"
-    csv_path.write_text(f"path,label\n{media_dir / 'a.mp4'},x\n{media_dir / 'sub' / 'b.mp4'},y\n")
-    ds = AVWindowDataset(csv_path, **WINDOW)
-    assert len(ds.windows) == 10
-    jsonl = media_dir / "list.jsonl"
-    jsonl.write_text(json.dumps({"path": "a.mp4"}) + "\n" + json.dumps({"path": "sub/b.mp4"}) + "\n")
-    assert AVWindowDataset(jsonl, **WINDOW).windows == ds.windows
-    jsonl.unlink()
-    batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=collate_clips)))
-    assert batch["video"].shape == (4, 8, 32, 32, 3) and batch["video"].dtype == torch.uint8
-    assert batch["audio"].shape == (4, 1, 8000) and batch["start"].shape == (4,)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("file\nx.mp4\n")
-    with pytest.raises(MediaError, match="no 'path' column"):
-        AVWindowDataset(bad, **WINDOW)
+def test_exact_resume_of_the_data_stream(good_dir):
+    def run(stop=None, state=None):
+        ds = _dataset(good_dir, seed=7, buffer_size=5, chunk_windows=3, repeat=True)
+        loader = ds.loader(2, num_workers=2)
+        if state is not None:
+            loader.load_state_dict(state)
+        keys = []
+        for i, batch in enumerate(loader):
+            keys.append(
+                _keys(batch)
+            )
+            if i + 1 == stop:
+                return keys, loader.state_dict()
+        raise AssertionError("repeat=True never ends")
+
+    full, _ = run(stop=12)  # 24 windows: past the end of epoch 0 (15 windows)
+    first, state = run(stop=4)
+    rest, _ = run(stop=8, state=state)
+    assert first + rest == full  # same order, nothing repeated, nothing skipped
+    assert set(state["positions"]) == {"0", "1"} and state["readers"] == 2
+    ds = _dataset(good_dir, seed=7, repeat=True)
+    with pytest.raises(MediaError, match="same world size and num_workers"):
+        ds.loader(2, num_workers=3).load_state_dict(state)
+
+
+def test_bad_files_are_skipped_and_counted(messy_dir):
+    with pytest.warns(UserWarning, match="skipped 3 file"):
+        ds = WindowDataset(messy_dir, **WINDOW, seed=0)
+    reasons = {k.rsplit("/", 1)[-1]: v for k, v in ds.stats.skipped.items()}
+    assert set(reasons) == {"empty.mp4", "notes.mp4", "silent.mp4"}
+    assert (
+        "empty" in reasons["empty.mp4"]
+        and "not a" in reasons["notes.mp4"]
+        and "no audio" in reasons["silent.mp4"]
+    )
+    assert ds.stats.files_found == 7 and ds.stats.files_used == 4 and ds.num_windows == 15 + 6
+    loader = ds.loader(4, num_workers=2)  # the counts travel from the worker processes with the batches
+    keys = [k for b in loader for k in zip(b.source, b.start.tolist(), strict=True)]
+    stats = loader.stats()
+    assert stats.truncated_files == 1 and stats.files_failed == 1
+    assert stats.windows_failed >= 2 and stats.windows_yielded + stats.windows_failed == ds.num_windows
+    assert len(keys) == stats.windows_yielded and stats.metrics()["files_skipped"] == 3
+    alone = _dataset(messy_dir / "truncated.mp4")
+    with pytest.warns(
+        UserWarning, match=r"truncated: the video ends at [0-9.]+ s but its header says 6\.000 s"
+    ):
+        assert 1 <= len(list(alone.iter_worker(0, 1))) <= 5
+
+
+def test_zero_usable_windows_is_an_error_naming_the_files(messy_dir, tmp_path):
+    for name in ("empty.mp4", "notes.mp4", "silent.mp4"):
+        shutil.copy(messy_dir / name, tmp_path / name)
+    with pytest.raises(MediaError, match="no usable train windows") as err:
+        _dataset(tmp_path)
+    assert all(n in str(err.value) for n in ("empty.mp4", "notes.mp4", "silent.mp4"))
     with pytest.raises(MediaError, match="not found"):
-        AVWindowDataset(tmp_path / "nothing", **WINDOW)
+        _dataset(tmp_path / "missing")
 
 
-def test_prepare_and_cached_dataset(media_dir, tmp_path):
-    csv_path = tmp_path / "list.csv"
-    csv_path.write_text(f"path\n{media_dir / 'a.mp4'}\n{media_dir / 'sub' / 'b.mp4'}\n")
-    index = prepare_windows(csv_path, tmp_path / "cache", shard_size=4, **WINDOW)
-    shards = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert shards == [
-        "index.json",
-        "shard-00000.safetensors",
-        "shard-00001.safetensors",
-        "shard-00002.safetensors",
-    ]
-    cached = CachedWindowDataset(index.parent)
-    live = AVWindowDataset(csv_path, shuffle=False, **WINDOW)
-    assert len(cached) == len(live.windows) == 10
-    for i in (0, 3, 4, 9, -1):
-        want = live.read_window(i % 10)
-        got = cached[i]
-        assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)
-        assert got.start == want.start and got.source == want.source and got.fps == 8.0
-    with pytest.raises(IndexError):
-        cached[10]
-    with pytest.raises(MediaError, match="run prepare_windows"):
-        CachedWindowDataset(tmp_path)
+@pytest.fixture(scope="module")
+def short_audio_mp4(tmp_path_factory):
+    """5 s of the concert whose audio track ends 0.75 s before its video (re-encoded)."""
+    clip = read_clip(
+        sample_path("concert"), start=10.0, duration=5.0, size=(48, 48), sample_rate=16000, channels=1
+    )
+    cut = AVClip(
+        video=clip.video, audio=clip.audio[:, : round(4.25 * 16000)], fps=clip.fps, sample_rate=16000
+    )
+    return write_clip(tmp_path_factory.mktemp("short_audio") / "short_audio.mp4", cut)
+
+
+def test_audio_shorter_than_video_uses_the_common_span(short_audio_mp4, caplog):
+    info = probe(short_audio_mp4)
+    assert info.video_duration - info.audio_duration > 0.6
+    with caplog.at_level("INFO", logger="avtok.media_io"):
+        whole = read_clip(short_audio_mp4, sample_rate=16000)  # used to raise "audio ends at ..."
+    assert "common span" in caplog.text
+    assert abs(whole.duration - info.audio_duration) < 2 / whole.fps and whole.audio.abs().max() > 0.01
+    ds = _dataset(short_audio_mp4, stride_frames=4)  # 1 s windows every 0.5 s inside 4.25 s
+    assert ds.stats.audio_trimmed_files == 1 and ds.num_windows == 7
+    samples = list(ds.iter_worker(0, 1))
+    assert len(samples) == 7 and all(s.audio[:, -800:].abs().max() > 1e-3 for s in samples)  # real audio
+
+
+def test_truncated_whole_read_warns_with_both_times(messy_dir):
+    with pytest.warns(UserWarning, match=r"video ends at [0-9.]+ s but its header says 6\.000 s"):
+        clip = read_clip(messy_dir / "truncated.mp4")
+    assert 1.0 < clip.duration < 5.0
+
+
+def test_heldout_split_by_time_is_never_trained_on(good_dir):
+    train = _dataset(good_dir, holdout_seconds=2.0, shuffle=False)
+    held = _dataset(good_dir, holdout_seconds=2.0, split="heldout", shuffle=False)
+    infos = {str(it.path).rsplit("/", 1)[-1]: probe(it.path) for it in held.plan.items}
+    ends = {n: min(i.video_duration, i.audio_duration or 1e9) for n, i in infos.items()}  # the common span
+    tk, hk = [_key(s) for s in train.iter_worker(0, 1)], [_key(s) for s in held.iter_worker(0, 1)]
+    assert not set(tk) & set(hk) and len(hk) == 2 * 3
+    assert all(t + 1.0 <= ends[n] - 2.0 + 1e-6 for n, t in tk)  # train windows end before the tail
+    assert all(t >= ends[n] - 2.0 - 1e-6 for n, t in hk)

@@ -76,8 +76,8 @@ def test_video_stage_has_no_audio_terms_and_weights_follow_the_run_config(batch)
     model, items = batch
     cfg = RunConfig(perceptual=False, mrstft=True, ar_prior_weight=0.0)
     stage = next(s for s in get_schedule("vfal", family="av").stages if s.name == "video")
-    ctx = recipes_av.AVContext(train_video=items["video"], train_wave=items["wave"], train_mel=items["mel"],
-                               held_out=[], held_video=items["video"], held_mel=items["mel"])  # no backbone
+    ctx = recipes_av.AVContext(train_mel=items["mel"], held_out=[], held_video=items["video"],
+                               held_mel=items["mel"])  # no backbone
     losses = recipes_av._losses(cfg, ctx, model, stage)
     assert losses.image is None and losses.vocoder is None and losses.ar_prior_weight == 0  # video stage
     out = recipes_av._step(model, {"task": "video", "batch": items}, losses=losses)
@@ -89,8 +89,7 @@ def test_video_stage_has_no_audio_terms_and_weights_follow_the_run_config(batch)
 def test_zero_prior_weight_builds_no_prior(tmp_path):
     RC = RunConfig
     cfg = RC(ar_prior_weight=0.0, perceptual=False, mrstft=False)
-    ctx = recipes_av.AVContext(train_video=torch.zeros(1), train_wave=torch.zeros(1),
-                               train_mel=torch.randn(4, 80, 48), held_out=[], held_video=torch.zeros(1),
+    ctx = recipes_av.AVContext(train_mel=torch.randn(4, 80, 48), held_out=[], held_video=torch.zeros(1),
                                held_mel=torch.zeros(1))
     stage = get_schedule("vanilla", family="av").stages[0]
     assert recipes_av.build(cfg, ctx, stage).prior is None

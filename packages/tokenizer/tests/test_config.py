@@ -13,7 +13,7 @@ from avtok.tokenizer import (
 )
 
 
-@pytest.mark.parametrize("name", ["tiny", "base", "so400m"])
+@pytest.mark.parametrize("name", ["tiny", "base", "so400m", "so400m-fsq"])
 def test_param_count_matches_closed_form(name: str) -> None:
     cfg = resolve_config(name)
     with torch.device("meta"):  # base / so400m cost no memory on meta
@@ -40,7 +40,12 @@ def test_paper_sizes() -> None:
     base, so = PRESETS["base"], PRESETS["so400m"]
     assert (base.encoder.depth, base.encoder.dim, base.encoder.heads) == (12, 768, 12)
     assert (so.encoder.depth, so.encoder.dim, so.encoder.heads) == (27, 1152, 16)
-    assert so.decoder == so.encoder and base.patch == (4, 16, 16)
+    dec = so.decoder  # AToken So/C: same sizes, RMSNorm, no biases, per-head L2 q/k norm
+    assert (dec.depth, dec.dim, dec.heads, dec.mlp_hidden) == (27, 1152, 16, 4304)
+    assert base.patch == (4, 16, 16)
+    assert (dec.norm, dec.bias, dec.qkv_bias, dec.qk_norm) == ("rmsnorm", False, False, True)
+    assert (so.encoder.norm, so.encoder.bias, so.encoder.qk_norm) == ("layernorm", True, False)
+    assert so.latent_dim == 48 and not so.use_fsq and PRESETS["so400m-fsq"].use_fsq
     # SigLIP-So400m's vision tower is ~400M parameters: the encoder (without heads) must be close.
     assert 400e6 < expected_num_params(so)["encoder"] < 430e6
     assert so.encoder.axes_dims == (18, 18, 18, 18)  # 72-d heads split evenly over (t, x, y, z)

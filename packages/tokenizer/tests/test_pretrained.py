@@ -30,7 +30,7 @@ def test_load_errors_name_the_fix(tiny, tmp_path) -> None:
     meta = json.loads((tmp_path / "config.json").read_text())
     meta["config"]["not_a_field"] = 1
     (tmp_path / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="newer avtok-tokenizer"):
+    with pytest.raises(ValueError, match="newer avtok release"):
         from_pretrained(tmp_path)
     meta["kind"] = "nope"
     (tmp_path / "config.json").write_text(json.dumps(meta))

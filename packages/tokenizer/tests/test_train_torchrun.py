@@ -1,5 +1,6 @@
 """`torchrun --nproc-per-node 2 avtok-tokenizer train` (2 gloo ranks on CPU) trains the same model as one
-process with the same global batch — AV tokenizer under DDP and FSDP2, visual tokenizer under DDP; rank 0
+process with the same global batch (the same 2 data readers: 2 DataLoader workers in one process, 1 per
+rank under torchrun, so both read the same windows) — AV tokenizer under DDP and FSDP2, visual tokenizer under DDP; rank 0
 alone saves, reports and writes stage markers.
 
 The weight comparisons run without the perceptual term (it scores one *random* frame per window, drawn
@@ -48,7 +49,7 @@ RUNS = {  # name: (ranks, preset, extra args)
 def _train(run, clip, *, ranks: int, preset: str, extra: list[str]) -> str:
     args = ["-m", "avtok.tokenizer.cli", "train", "--preset", preset, "--data", str(clip), *extra,
             "--holdout-seconds", "1", "--checkpoint-dir", str(run), "--no-perceptual",
-            "--max-steps", str(STEPS), "--eval-windows", "1", "--no-report"]
+            "--max-steps", str(STEPS), "--eval-windows", "1", "--no-report", "--data-readers", "2"]
     if "--batch-size" not in extra:
         args += ["--batch-size", "4"]
     launch = [sys.executable]

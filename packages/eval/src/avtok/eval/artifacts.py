@@ -7,9 +7,9 @@ import re
 import tempfile
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 import torch
 import torchaudio.functional as AF
 from PIL import Image
@@ -17,8 +17,11 @@ from PIL import Image
 from avtok.eval.tracking import Tracker
 from avtok.media_io import AVClip
 
-__all__ = ["frame_strip_png", "spectrogram_png", "log_mel_db", "shared_db_limits", "short_mp4", "write_table", "log_report",
-           "log_html_folder"]
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
+
+__all__ = ["frame_strip_png", "spectrogram_png", "log_mel_db", "shared_db_limits", "short_mp4", "write_table",
+           "log_report", "log_html_folder"]
 
 
 def frame_strip_png(reference: AVClip, reconstruction: AVClip, path: str | Path, *, num_frames: int = 6) -> Path:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated
 
 import polars as pl
 import typer
+
+from avtok.eval.cli_errors import cli_errors
 
 app = typer.Typer(help="avtok evaluation: reconstruction and generation metrics, run comparison.",
                   no_args_is_help=True)
@@ -21,20 +22,19 @@ Dur = Annotated[float | None, typer.Option(help="Read only the first DURATION se
 Exp = Annotated[str | None, typer.Option(help="Log params, metrics and tables to this MLflow experiment.")]
 Uri = Annotated[str | None, typer.Option(help="MLflow tracking URI (default: sqlite:///./mlflow.db).")]
 Out = Annotated[Path, typer.Option(help="Folder for CSV tables and artifacts.")]
+SEGMENT_MB = 256.0  # frames per scored segment: ~41 of 1080p, ~370 of 640x360
 
 
-def _friendly(fn):
-    """Bad input (missing/empty folders, shape mismatches, unknown experiments) → one line, exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, TypeError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from exc
-
-    return wrapper
+# media-io's messages name Python arguments; on this command line they are flags.
+_HINTS = {
+    "pass duration=None": "leave out --duration",
+    "shorten duration or": "lower --duration or",
+    "shorten duration": "lower --duration",
+    "pass duration >=": "pass --duration >=",
+    "pass fps=... explicitly": "pass --fps",
+    "e.g. size=(128, 128)": "e.g. --size 128",
+}
+_friendly = cli_errors(hints=_HINTS)
 
 
 def _show(title: str, df: pl.DataFrame) -> None:
@@ -65,21 +65,28 @@ def recon(
     fad: Annotated[bool, typer.Option(help="Also FAD (aiSFX embeddings).")] = False,
     baselines: Annotated[bool, typer.Option(help="Score identity / mean-frame / first-frame baselines.")] = True,
     media: Annotated[int, typer.Option(help="Write frame strips, spectrograms and mp4s of the first N clips.")] = 2,
+    segment_mb: Annotated[float, typer.Option(
+        help="Score each file in consecutive segments of at most this many MiB of frames (bounds memory "
+             "for long or high-resolution files; each segment is one row, its baselines are per segment)."
+    )] = SEGMENT_MB,
     experiment: Exp = None, tracking_uri: Uri = None, out: Out = Path("avtok-eval-out"),
 ) -> None:
-    """Score reconstructions against references (per clip and aggregate, with baselines)."""
+    """Score reconstructions against references (per clip segment and aggregate, with baselines)."""
     from avtok.eval.artifacts import log_report, write_table
     from avtok.eval.folders import FolderReconstructor, iter_clips
     from avtok.eval.reconstruction import ReconstructionConfig, evaluate_reconstruction
 
     from avtok.eval.tracking import tracked_run
 
+    if not segment_mb > 0:
+        raise ValueError(f"--segment-mb {segment_mb}: must be > 0 (MiB of frames per segment, e.g. 256)")
     model = FolderReconstructor(reconstructions)
+    read_kw = _read_kwargs(fps, size, sample_rate, duration)
     tracker = _tracker(experiment, tracking_uri, run_name=f"recon:{reconstructions.name}")
     with tracked_run(tracker):  # FAILED / KILLED in MLflow when scoring fails or is interrupted
         tracker.log_params({"references": str(references), "reconstructions": str(reconstructions),
                             "fps": fps, "size": size, "sample_rate": sample_rate, "duration": duration})
-        clips = iter_clips(references, name="references", **_read_kwargs(fps, size, sample_rate, duration))
+        clips = iter_clips(references, name="references", segment_mb=segment_mb, **read_kw)
         cfg = ReconstructionConfig(baselines=baselines, frame_fid=frame_fid, fad=fad)
         report = evaluate_reconstruction(model, clips, cfg=cfg)
         _show("per clip", report.per_clip)
@@ -88,10 +95,18 @@ def recon(
         write_table(report.per_clip, out / "per_clip.csv")
         write_table(report.summary, out / "summary.csv")
         log_report(tracker, report.summary, out, per_clip=report.per_clip)
-        refs = iter_clips(references, name="references", **_read_kwargs(fps, size, sample_rate, duration))
+        refs = _first_segments(references, segment_mb, read_kw)
         for path in _media_artifacts(refs, model, out / "media", media):
             tracker.log_artifact(path, artifact_path="media")
     typer.echo(f"tables written to {out}")
+
+
+def _first_segments(folder: Path, segment_mb: float, read_kw: dict):
+    """The first segment of each file: the media previews never hold a whole long file."""
+    from avtok.eval.folders import iter_segments, list_media
+
+    for path in list_media(folder, name="references"):
+        yield next(iter_segments(path, segment_mb=segment_mb, allow_silent=True, **read_kw))
 
 
 def _media_artifacts(refs, model, folder: Path, count: int) -> list[Path]:
@@ -118,7 +133,9 @@ def gen(
     generated: Annotated[Path, typer.Argument(help="Folder of generated clips.")],
     references: Annotated[Path, typer.Argument(help="Folder of reference clips.")],
     fps: Fps = None, size: Size = None, sample_rate: Rate = None, duration: Dur = None,
-    i3d: Annotated[Path | None, typer.Option(help="TorchScript I3D weights: enables FVD.")] = None,
+    i3d: Annotated[Path | None, typer.Option(
+        help="TorchScript I3D file (e.g. StyleGAN-V's i3d_torchscript.pt): enables FVD. A TorchScript file "
+             "is executable code, run when FVD is computed: pass only files you trust.")] = None,
     frame_fid: Annotated[bool, typer.Option(help="Frame-level FID (Inception).")] = True,
     fad: Annotated[bool, typer.Option(help="FAD (aiSFX embeddings).")] = True,
     av_sync: Annotated[bool, typer.Option(help="Onset-alignment AV sync score.")] = True,

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 
 from avtok.eval.audio_metrics import mel_l1, mrstft_distance, si_sdr
-from avtok.eval.image_metrics import psnr, ssim
+from avtok.eval.image_metrics import mse, psnr_from_mse, ssim
 from avtok.media_io import AVClip
 
-__all__ = ["ClipMetricsConfig", "clip_metrics", "check_clip_pair"]
+__all__ = ["ClipMetricsConfig", "clip_metrics", "check_clip_pair", "video_metrics"]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -41,17 +41,30 @@ def _mean(x: torch.Tensor) -> float:
     return float(x.double().mean())
 
 
+def video_metrics(pred: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
+    """PSNR of the clip-wide MSE and mean per-frame SSIM of uint8 frames (T, H, W, 3), data range 255.
+
+    The standard definitions (scikit-image's ``peak_signal_noise_ratio`` / ``structural_similarity``
+    with ``data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False``). Frames are scored in float32 blocks (``image_metrics``), so
+    memory does not grow with the clip's length or frame size.
+    """
+    # PSNR of the clip-wide MSE: a per-frame mean would be +inf as soon as one frame is exact
+    # (repeat-first-frame baseline), hiding the error of all the others.
+    out = {"psnr": psnr_from_mse(_mean(mse(pred, ref)), data_range=255.0)}
+    small = min(ref.shape[1], ref.shape[2]) < 11  # below the 11-tap Gaussian window
+    out["ssim"] = math.nan if small else _mean(ssim(pred, ref, data_range=255.0))
+    return out
+
+
 def clip_metrics(pred: AVClip, ref: AVClip, cfg: ClipMetricsConfig | None = None) -> dict[str, float]:
-    """Scores of one clip: PSNR from the clip's MSE, SSIM per frame averaged, audio metrics per-channel means."""
+    """Scores of one clip: PSNR from the clip's MSE, SSIM per frame averaged (both on the uint8 frames,
+    data range 255), audio metrics per-channel means."""
     cfg = cfg or ClipMetricsConfig()
     check_clip_pair(pred, ref)
     out: dict[str, float] = {}
     if cfg.video:
-        pv, rv = pred.video_float(), ref.video_float()  # (T, H, W, 3) in [-1, 1]
-        # PSNR of the clip-wide MSE: a per-frame mean would be +inf as soon as one frame is exact
-        # (repeat-first-frame baseline), hiding the error of all the others.
-        out["psnr"] = _mean(psnr(pv.flatten(0, 1), rv.flatten(0, 1)))  # (T*H, W, 3) as one image
-        out["ssim"] = _mean(ssim(pv, rv)) if min(ref.height, ref.width) >= 11 else math.nan
+        out.update(video_metrics(pred.video, ref.video))  # (T, H, W, 3) uint8
     if cfg.audio and ref.audio.shape[-1] > 0:
         pa, ra = pred.audio, ref.audio  # (C, N)
         out["si_sdr"] = _mean(si_sdr(pa, ra))

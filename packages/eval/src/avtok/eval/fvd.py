@@ -5,11 +5,18 @@ under this name. Supported file: a TorchScript I3D such as StyleGAN-V's ``i3d_to
 network of the original FVD), called as ``net(x, rescale=False, resize=False, return_features=True)``
 on ``(N, 3, T, 224, 224)`` in ``[-1, 1]``; or any TorchScript module ``(N, 3, T, 224, 224) -> (N, D)``
 with ``call_style="plain"``.
+
+A TorchScript file is executable code: loading it runs the program stored in the file (the I3D's
+``forward`` is TorchScript from whoever wrote the file), so pass only files from a source you trust.
+avtok has no I3D architecture of its own into which a plain state dict / safetensors file could be
+loaded; until it does, TorchScript is the only supported I3D format. The file must be a TorchScript
+archive (a zip with a ``code/`` folder); a state dict or any other file is refused before loading.
 """
 
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -25,6 +32,18 @@ __all__ = ["I3DFeatures", "fvd"]
 CallStyle = Literal["stylegan-v", "plain"]
 
 
+def _check_torchscript(path: Path) -> None:
+    """Refuse files that are not TorchScript archives (a state dict, a pickle, anything else) before loading."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a TorchScript archive (not a zip file); pass --i3d a TorchScript I3D "
+                         "such as StyleGAN-V's i3d_torchscript.pt")
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    if not any("/code/" in n for n in names):
+        raise ValueError(f"{path}: a torch.save archive without TorchScript code (a state dict?); avtok has no "
+                         "I3D architecture to load weights into: pass --i3d a TorchScript I3D (torch.jit.save)")
+
+
 class I3DFeatures:
     """Videos (T, H, W, 3) in [-1, 1] → I3D features (1, D); weights from ``weights_path`` only."""
 
@@ -36,6 +55,7 @@ class I3DFeatures:
                 "Pass --i3d PATH to a TorchScript I3D (e.g. StyleGAN-V's i3d_torchscript.pt); "
                 "frame FID is reported separately and is not FVD"
             )
+        _check_torchscript(Path(weights_path))
         self.device = torch.device(device)
         with warnings.catch_warnings():  # torch 2.14 deprecates jit.load; I3D files are TorchScript
             warnings.simplefilter("ignore", FutureWarning)

@@ -6,13 +6,15 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from avtok.eval.av_sync import onset_alignment
 from avtok.eval.folders import iter_clips
 from avtok.eval.frechet import FrechetStats, frechet_distance
 from avtok.media_io import AVClip
+
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
 
 __all__ = ["GenerationConfig", "evaluate_generation"]
 
@@ -61,7 +63,7 @@ class _Accumulators:
             raise TypeError(f"{which}: expected AVClip items, got {type(clip).__name__}")
         self.count[which] = self.count.get(which, 0) + 1
         if self.inception is not None:
-            self._acc((which, "frames"), self.inception(clip.video_float()[:: self.cfg.frame_stride]))
+            self._acc((which, "frames"), self.inception(clip.video[:: self.cfg.frame_stride]))
         if self.aisfx is not None:
             self._acc((which, "audio"), self.aisfx(clip.audio, clip.sample_rate))
         if self.i3d is not None:
@@ -91,6 +93,8 @@ def evaluate_generation(generated: ClipSource, references: ClipSource, *,
     per-clip loudness-motion correlation alone: the component validated on real footage shifted by known
     offsets, see ``avtok.eval.av_sync``).
     """
+    import polars as pl  # only for the result table (GPU images ship without polars)
+
     cfg = cfg or GenerationConfig()
     acc = _Accumulators(cfg)
     for which, source in (("generated", generated), ("reference", references)):

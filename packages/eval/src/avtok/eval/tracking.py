@@ -19,9 +19,11 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from urllib.parse import urlparse
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import polars as pl
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
+
 
 __all__ = [
     "Tracker",
@@ -393,6 +395,8 @@ def _click_exit() -> type[BaseException]:
 
 def compare_runs(experiment: str, *, tracking_uri: str | None = None) -> pl.DataFrame:
     """All runs of ``experiment``: run id, name, status, ``params.*`` and ``metrics.*`` columns (latest values)."""
+    import polars as pl  # only for the result table (GPU images ship without polars)
+
     uri = tracking_uri or default_tracking_uri()
     client = _client(uri)
     exp = client.get_experiment_by_name(experiment)

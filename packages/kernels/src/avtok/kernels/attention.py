@@ -14,6 +14,10 @@ mask), ``"flex"`` (FlexAttention with a block mask — compiled on CUDA, eager o
 correctness path only), ``"flash"`` (flash-attn ``flash_attn_func`` / ``flash_attn_varlen_func``:
 CUDA, fp16/bf16, no dense mask). ``"auto"``: flash when it applies, else FlexAttention for packed
 batches on CUDA, else SDPA. ``attention_reference`` (explicit softmax) is the test oracle.
+
+``softcap`` (flash-attn's logit soft-capping, used by AToken's 3D Gaussian decoder): scores ``s`` become
+``softcap * tanh(s / softcap)`` before the softmax. It runs on flash-attn when that applies, otherwise on
+the explicit fp32 softmax path (SDPA and FlexAttention here take no logit transform).
 """
 
 from __future__ import annotations
@@ -90,12 +94,15 @@ def build_attention_mask(
 
 
 def attention_reference(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None,
-                        cu_seqlens: Tensor | None = None, causal: bool = False) -> Tensor:
+                        cu_seqlens: Tensor | None = None, causal: bool = False,
+                        softcap: float | None = None) -> Tensor:
     """Explicit softmax(q k^T / sqrt(D)) v in fp32 (the oracle). Rows without any key give 0."""
     _check(q, k, v, mask, cu_seqlens, causal)
     allowed = build_attention_mask(q.shape[2], k.shape[2], mask=mask, cu_seqlens=cu_seqlens,
                                    causal=causal, device=q.device)
     scores = torch.einsum("bhqd,bhkd->bhqk", q.float(), k.float()) / math.sqrt(q.shape[-1])
+    if softcap is not None:
+        scores = softcap * torch.tanh(scores / softcap)
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # (B, H, Lq, Lk)
@@ -142,16 +149,17 @@ def _flex(q, k, v, mask, cu_seqlens, causal) -> Tensor:
         return flex_fn(q, k, v, block_mask=block_mask)
 
 
-def _flash(q, k, v, cu_seqlens, causal) -> Tensor:
+def _flash(q, k, v, cu_seqlens, causal, softcap: float | None = None) -> Tensor:
     flash_attn = import_optional("flash_attn", purpose="attention backend='flash'")
+    extra = {} if softcap is None else {"softcap": softcap}
     if cu_seqlens is None:
         out = flash_attn.flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                         causal=causal)  # (B, L, H, D) layout
+                                         causal=causal, **extra)  # (B, L, H, D) layout
         return out.transpose(1, 2)
     cu = cu_seqlens.to(device=q.device, dtype=torch.int32)
     max_len = int((cu[1:] - cu[:-1]).max())
     q_, k_, v_ = (t[0].transpose(0, 1) for t in (q, k, v))  # (L, H, D)
-    out = flash_attn.flash_attn_varlen_func(q_, k_, v_, cu, cu, max_len, max_len, causal=causal)
+    out = flash_attn.flash_attn_varlen_func(q_, k_, v_, cu, cu, max_len, max_len, causal=causal, **extra)
     return out.transpose(0, 1).unsqueeze(0)  # (1, H, L, D)
 
 
@@ -162,14 +170,18 @@ def _usable(q: Tensor, mask: Tensor | None, cu_seqlens: Tensor | None) -> dict[s
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None,
-              cu_seqlens: Tensor | None = None, causal: bool = False, backend: str = "auto") -> Tensor:
+              cu_seqlens: Tensor | None = None, causal: bool = False, backend: str = "auto",
+              softcap: float | None = None) -> Tensor:
     """Scaled dot-product attention (scale 1/sqrt(D)) -> (B, H, Lq, D); see the module docstring."""
     _check(q, k, v, mask, cu_seqlens, causal)
     usable = _usable(q, mask, cu_seqlens)
     auto_order = ("flash",) + (("flex",) if cu_seqlens is not None and q.device.type == "cuda" else ())
     name = resolve_backend("attention", backend, supported=_BACKENDS, auto_order=auto_order, usable=usable)
+    if softcap is not None and name != "flash":
+        return attention_reference(q, k, v, mask=mask, cu_seqlens=cu_seqlens, causal=causal,
+                                   softcap=softcap).to(q.dtype)
     if name == "flash":
-        return _flash(q, k, v, cu_seqlens, causal)
+        return _flash(q, k, v, cu_seqlens, causal, softcap)
     if name == "flex":
         return _flex(q, k, v, mask, cu_seqlens, causal)
     return _sdpa(q, k, v, mask, cu_seqlens, causal)

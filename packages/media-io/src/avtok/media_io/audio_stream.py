@@ -6,12 +6,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
 from avtok.media_io.errors import MediaError
 from avtok.media_io.probe import container_duration, container_origin, open_container
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
+from avtok.media_io.tar_member import TarMember, media_path
 
 SEEK_MARGIN = 1.0  # seconds decoded before `start`, so audio interleaved ahead of video is not missed
 _MAX_BAD_PACKETS = 8  # undecodable packets tolerated (partial packets after a seek, a damaged tail)
@@ -196,7 +197,7 @@ def collect_audio(
 
 
 def read_audio(
-    path: str | Path,
+    path: str | Path | TarMember,
     *,
     start: float = 0.0,
     duration: float | None = None,
@@ -204,7 +205,7 @@ def read_audio(
     channels: int | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Decode audio ``[start, start + duration)`` -> (wave (C, N) float32 in [-1, 1], sample_rate)."""
-    path = Path(path)
+    path = media_path(path)
     with open_container(path) as container:
         check_span(path, start, duration, container_duration(container))
         if not container.streams.audio:

@@ -1,154 +1,62 @@
-"""Datasets of fixed-length audio-video windows, sharded over DDP ranks and DataLoader workers, and a
-disk cache of decoded windows (safetensors shards + a JSON index; never pickle).
+"""WindowDataset: a streaming, sharded, shuffled and resumable IterableDataset of AV windows.
 
-``AVWindowDataset`` is an ``IterableDataset`` that yields :class:`AVClip` windows (collate a batch with
-:func:`collate_clips`). Every rank and worker builds the same window list and the same per-epoch
-permutation (``seed`` + ``set_epoch``), then keeps every ``total``-th window starting at its global
-worker id ``rank * num_workers + worker_id``: together they cover each window exactly once per epoch.
+How a stream is defined (the same on every rank and worker, for a given seed):
+1. the source is planned once (:mod:`~avtok.media_io.window_plan`): units of <= ``chunk_windows``
+   consecutive windows of one file (or one shard);
+2. each epoch permutes the units (``seed``, ``epoch``); global worker ``g = rank * num_workers +
+   worker_id`` of ``total = world_size * num_workers`` takes units ``g, g + total, ...`` of that order,
+   so (rank, worker) streams are disjoint and together cover every window once per epoch;
+3. a worker decodes its units lazily, in order (one seek + one read per unit), into a shuffle buffer of
+   ``buffer_size`` windows, and emits a window picked by a counter-based hash of
+   ``(seed, epoch, g, k)`` for the k-th pick.
+
+Because the picks depend only on those numbers and on the window counts (not on decoded data; a window
+that fails to decode still takes its pick and is skipped), the position of worker g is just
+``(epoch, k)``: resuming replays the buffer's bookkeeping without decoding, decodes only the windows
+still in the buffer, and continues with exactly the windows an uninterrupted run would have given.
+Batches carry the positions of their windows, so the process that consumes them (not the worker that
+made them) knows the position; :class:`WindowLoader` records it and gives ``state_dict()``.
 """
 
 from __future__ import annotations
 
-import bisect
-import csv
-import json
-import math
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-import av
+import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
-from tqdm.auto import tqdm
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from avtok.media_io.clip import AVClip
 from avtok.media_io.errors import MediaError
-from avtok.media_io.probe import MediaInfo, container_origin, open_container, probe
-from avtok.media_io.reading import read_clip
-
-MEDIA_EXTENSIONS = frozenset(
-    {
-        ".mp4",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".mpg",
-        ".mpeg",
-        ".mov",
-        ".m4v",
-        ".ogv",
-        ".flv",
-        ".wmv",
-        ".3gp",
-        ".ts",
-        ".vob",
-    }
+from avtok.media_io.shards import check_shard_config, read_shard_windows
+from avtok.media_io.sources import Source, list_media, parse_source
+from avtok.media_io.window_plan import (
+    DataStats,
+    Split,
+    WindowConfig,
+    no_windows_error,
+    plan_media,
+    plan_shards,
 )
+from avtok.media_io.windows import UnitReader, WindowBatch, WindowSample, collate_windows
+
+__all__ = ["WindowDataset", "WindowLoader", "list_media"]
+
+_MASK = (1 << 64) - 1
 
 
-@dataclass(kw_only=True)
-class WindowConfig:
-    """How windows are cut and decoded (shared by AVWindowDataset and the cache's index)."""
-
-    window_frames: int = 16
-    fps: float = 16.0
-    size: tuple[int, int] | int = (128, 128)
-    resize_mode: Literal["resize", "crop"] = "crop"
-    sample_rate: int = 16000
-    channels: int = 1
-    stride_frames: int | None = None  # None = window_frames (no overlap)
-    allow_silent: bool = False
-
-    @property
-    def window_seconds(self) -> float:
-        return self.window_frames / self.fps
-
-    @property
-    def stride_seconds(self) -> float:
-        return (self.stride_frames or self.window_frames) / self.fps
+def _mix(x: int) -> int:
+    """splitmix64 finaliser: a well-spread 64-bit hash of an int."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
 
 
-@dataclass(kw_only=True)
-class DatasetStats:
-    """What indexing and iteration found; ``skipped`` maps a file to the reason it was left out."""
-
-    files_found: int = 0
-    files_used: int = 0
-    windows: int = 0
-    skipped: dict[str, str] = field(default_factory=dict)
-    failed_windows: int = 0  # windows that failed to decode in this process (e.g. damaged mid-file)
-
-    def summary(self) -> str:
-        return (
-            f"{self.files_used}/{self.files_found} files used, {self.windows} windows, "
-            f"{len(self.skipped)} files skipped, {self.failed_windows} windows failed"
-        )
-
-
-def list_media(source: str | Path) -> list[Path]:
-    """Media files of a folder (recursive, sorted) or of a .csv (column ``path``) / .jsonl manifest
-    (key ``path``); manifest paths are relative to the manifest's folder."""
-    src = Path(source)
-    if src.is_dir():
-        return sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS)
-    if not src.is_file():
-        raise MediaError("dataset source not found; fix: pass a folder or a .csv/.jsonl manifest", path=src)
-    if src.suffix.lower() == ".csv":
-        with src.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        if rows and "path" not in rows[0]:
-            raise MediaError("CSV manifest has no 'path' column; fix: add a header row with 'path'", path=src)
-        paths = [r["path"] for r in rows]
-    elif src.suffix.lower() == ".jsonl":
-        lines = [ln for ln in src.read_text().splitlines() if ln.strip()]
-        try:
-            paths = [json.loads(ln)["path"] for ln in lines]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise MediaError(
-                f'bad JSONL manifest line ({exc}); fix: one {{"path": ...}} object per line', path=src
-            ) from exc
-    else:
-        raise MediaError("unknown manifest type; fix: pass a folder, a .csv or a .jsonl manifest", path=src)
-    return [p if p.is_absolute() else src.parent / p for p in map(Path, paths)]
-
-
-def _tail_readable(info: MediaInfo, t: float) -> bool:
-    """Whether a video frame can be decoded near time t (catches files truncated after their header)."""
-    try:
-        with open_container(info.path) as container:
-            stream, origin = container.streams.video[0], container_origin(container)
-            container.seek(int((origin + max(t - 1.0, 0.0)) * av.time_base), backward=True)
-            for frame in container.decode(stream):
-                if frame.time is not None and frame.time - origin >= t - 2.0:
-                    return True
-    except (av.error.FFmpegError, MediaError):
-        return False
-    return False
-
-
-def _windows_of(path: Path, cfg: WindowConfig, check_tail: bool) -> tuple[list[float], str | None]:
-    """Start times of a file's windows, or ([], reason to skip it)."""
-    try:
-        info = probe(path)
-    except MediaError as exc:
-        return [], str(exc)
-    if not info.has_video:
-        return [], "no video stream"
-    if not info.has_audio and not cfg.allow_silent:
-        return [], "no audio stream (pass allow_silent=True to use it with silent audio)"
-    duration = min(info.duration, info.video_duration or info.duration)
-    count = math.floor((duration - cfg.window_seconds) / cfg.stride_seconds + 1e-6) + 1
-    if duration < cfg.window_seconds or count < 1:
-        return [], f"too short ({duration:.2f} s < one {cfg.window_seconds:.2f} s window)"
-    starts = [i * cfg.stride_seconds for i in range(count)]
-    if check_tail and not _tail_readable(info, starts[-1] + cfg.window_seconds - 1.0 / cfg.fps):
-        return [], "truncated or damaged (no decodable frame near the end its header announces)"
-    return starts, None
+def _pick(seed: int, epoch: int, worker: int, k: int, n: int) -> int:
+    return _mix(_mix(_mix(_mix(seed) ^ epoch) ^ worker) ^ k) % n
 
 
 def _dist_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -163,235 +71,291 @@ def _dist_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int
     return rank, world_size
 
 
-class AVWindowDataset(IterableDataset):
-    """Fixed-length AV windows (``window_frames`` at ``fps`` + the matching audio) over many files.
+@dataclass
+class _Entry:
+    unit: int  # ordinal of the unit in this worker's list
+    window: int  # window index inside the unit
+    sample: WindowSample | None = None  # None: failed (or, while resuming, not decoded yet)
 
-    Yields :class:`AVClip` (video (T, H, W, 3) uint8, audio (C, N) float32); batch them with
-    ``DataLoader(ds, batch_size=B, collate_fn=collate_clips)``. Files that cannot be probed, have no
-    video (or no audio without ``allow_silent``), are shorter than one window or are truncated are skipped
-    when the dataset is built (see ``stats.skipped``; one warning lists them); windows that still fail to
-    decode are skipped while iterating, counted in ``stats.failed_windows`` and warned about once per file.
+
+class WindowDataset(IterableDataset):
+    """Windows of ``source`` (see :func:`~avtok.media_io.sources.parse_source`) as
+    :class:`~avtok.media_io.windows.WindowSample`; batch with :class:`WindowLoader` (or a DataLoader with
+    ``collate_fn=collate_windows``).
+
+    Args:
+        config: the window format (fps, size, window_frames, audio, mel, hold-out); or pass its fields
+            as keyword arguments.
+        split: "train" (default; the held-out part removed), "heldout" (only it, for evaluation) or "all".
+        seed, shuffle: the stream order (units permuted per epoch, plus the shuffle buffer).
+        buffer_size: windows in each worker's shuffle buffer (memory ~ buffer_size decoded windows).
+        chunk_windows: consecutive windows decoded in one read and assigned together.
+        repeat: continue with the next epoch when one ends (an endless stream for step-based training).
+        rank, world_size: default from torch.distributed (when initialised), else 0 / 1.
     """
 
     def __init__(
         self,
-        source: str | Path,
+        source: str | Path | Sequence[str | Path] | Source,
         *,
-        window_frames: int = 16,
-        fps: float = 16.0,
-        size: tuple[int, int] | int = (128, 128),
-        resize_mode: Literal["resize", "crop"] = "crop",
-        sample_rate: int = 16000,
-        channels: int = 1,
-        stride_frames: int | None = None,
-        allow_silent: bool = False,
+        config: WindowConfig | None = None,
+        split: Split = "train",
         seed: int = 0,
         shuffle: bool = True,
+        buffer_size: int = 64,
+        chunk_windows: int = 16,
+        repeat: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
-        check_tail: bool = True,
+        **window_kwargs,
     ) -> None:
         super().__init__()
-        if window_frames < 1 or fps <= 0 or (stride_frames is not None and stride_frames < 1):
+        if config is not None and window_kwargs:
+            raise MediaError(f"pass config= or window fields {sorted(window_kwargs)}, not both")
+        self.cfg = config or WindowConfig(**window_kwargs)
+        if split not in ("train", "heldout", "all") or buffer_size < 1 or chunk_windows < 1:
             raise MediaError(
-                f"window_frames={window_frames}, fps={fps}, stride_frames={stride_frames}: need "
-                "positive values; fix: e.g. window_frames=16, fps=16.0"
+                f"split={split!r}, buffer_size={buffer_size}, chunk_windows={chunk_windows}: "
+                "fix: split train/heldout/all, positive sizes"
             )
-        self.cfg = WindowConfig(
-            window_frames=window_frames,
-            fps=fps,
-            size=size,
-            resize_mode=resize_mode,
-            sample_rate=sample_rate,
-            channels=channels,
-            stride_frames=stride_frames,
-            allow_silent=allow_silent,
-        )
-        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.source = source if isinstance(source, Source) else parse_source(source)
+        self.split, self.seed, self.shuffle, self.repeat = split, int(seed), shuffle, repeat
+        self.buffer_size, self.epoch = (buffer_size if shuffle else 1), 0
         self.rank, self.world_size = _dist_rank_world(rank, world_size)
-        self.files = list_media(source)
-        self.stats = DatasetStats(files_found=len(self.files))
-        self.windows: list[tuple[int, float]] = []  # (file index, start seconds)
-        self._warned: set[str] = set()
-        self._index(check_tail)
-
-    def _index(self, check_tail: bool) -> None:
-        for i, path in enumerate(self.files):
-            starts, reason = _windows_of(path, self.cfg, check_tail)
-            if reason is not None:
-                self.stats.skipped[str(path)] = reason
-                continue
-            self.stats.files_used += 1
-            self.windows += [(i, s) for s in starts]
-        self.stats.windows = len(self.windows)
+        self.positions: dict[int, tuple[int, int]] = {}  # global worker -> (epoch, picks); set by resume
+        self._resume_total: int | None = None  # readers (world x workers) the positions were saved with
+        if self.source.kind == "shards":
+            check_shard_config(self.source.shard_config, self.cfg, self.source.spec)
+            self.plan, self.stats = plan_shards(self.source, split=split, chunk_windows=chunk_windows)
+        else:
+            self.plan, self.stats = plan_media(
+                self.source.items, self.cfg, split=split, chunk_windows=chunk_windows
+            )
         if self.stats.skipped:
-            lines = "\n".join(f"  {p}: {r}" for p, r in self.stats.skipped.items())
-            warnings.warn(
-                f"AVWindowDataset skipped {len(self.stats.skipped)} file(s):\n{lines}", stacklevel=3
-            )
-        if not self.windows:
-            raise MediaError(
-                f"no usable windows ({self.stats.summary()}); fix: check the files and "
-                "window_frames / fps / allow_silent"
-            )
+            lines = "\n".join(f"  {p}: {r}" for p, r in list(self.stats.skipped.items())[:20])
+            warnings.warn(f"WindowDataset skipped {self.stats.files_skipped} file(s):\n{lines}", stacklevel=2)
+        if self.plan.num_windows == 0:
+            raise no_windows_error(self.source, split, self.stats)
+
+    @property
+    def num_windows(self) -> int:
+        """Windows in one epoch, over all ranks and workers."""
+        return self.plan.num_windows
+
+    @property
+    def labels(self) -> list[str]:
+        return self.plan.labels
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's shuffle (call on every rank before iterating, like DistributedSampler)."""
+        """Select the epoch (call on every rank before iterating); a new epoch starts at its beginning."""
+        if int(epoch) != self.epoch:
+            self.positions.clear()
         self.epoch = int(epoch)
 
-    def order(self) -> list[int]:
-        """This epoch's permutation of all window indices (identical on every rank and worker)."""
-        if not self.shuffle:
-            return list(range(len(self.windows)))
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(len(self.windows), generator=gen).tolist()
+    def worker_units(self, worker: int, total: int, epoch: int) -> np.ndarray:
+        """Unit indices read by global worker ``worker`` of ``total`` in ``epoch``, in reading order."""
+        n = len(self.plan.units)
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=gen).numpy()
+        else:
+            order = np.arange(n)
+        return order[worker::total]
 
-    def shard_indices(self, worker_id: int = 0, num_workers: int = 1) -> list[int]:
-        """Window indices read by (this rank, worker_id): every total-th of the epoch's order."""
-        total = self.world_size * num_workers
-        return self.order()[self.rank * num_workers + worker_id :: total]
+    def _read_unit(self, reader: UnitReader, unit: int) -> list[WindowSample | None]:
+        i, k0, n = (int(v) for v in self.plan.units[unit])
+        if self.plan.kind == "shards":
+            try:
+                return read_shard_windows(self.plan.shards[i], k0, n, self.cfg, self.plan.labels)
+            except (MediaError, OSError, KeyError, ValueError) as exc:
+                reader.counters["windows_failed"] += n
+                warnings.warn(
+                    f"{self.plan.shards[i].path}: skipping {n} unreadable samples: {exc}", stacklevel=2
+                )
+                return [None] * n
+        return reader.read(self.plan.items[i], float(self.plan.first[i]), k0, n)
 
-    def read_window(self, index: int) -> AVClip:
-        file_index, start = self.windows[index]
-        c = self.cfg
-        return read_clip(
-            self.files[file_index],
-            start=start,
-            duration=c.window_seconds,
-            fps=c.fps,
-            size=c.size,
-            resize_mode=c.resize_mode,
-            sample_rate=c.sample_rate,
-            channels=c.channels,
-            allow_silent=c.allow_silent,
-        )
+    def iter_worker(
+        self, worker: int, total: int, *, epoch: int | None = None, start: int = 0
+    ) -> Iterator[WindowSample]:
+        """The stream of global worker ``worker`` of ``total`` for one epoch, from pick ``start`` on."""
+        epoch = self.epoch if epoch is None else epoch
+        units = self.worker_units(worker, total, epoch)
+        reader = UnitReader(self.cfg, self.plan.labels)
+        counts = self.plan.units[units, 2].tolist() if len(units) else []
+        buf: list[_Entry] = []
+        cursor, k = 0, 0
 
-    def __iter__(self) -> Iterator[AVClip]:
+        def fill(decode: bool) -> None:
+            nonlocal cursor
+            while len(buf) < self.buffer_size and cursor < len(units):
+                samples = self._read_unit(reader, int(units[cursor])) if decode else [None] * counts[cursor]
+                buf.extend(_Entry(cursor, w, s) for w, s in enumerate(samples))
+                cursor += 1
+
+        def take() -> _Entry:
+            if not self.shuffle:
+                return buf.pop(0)
+            j = _pick(self.seed, epoch, worker, k, len(buf))
+            buf[j], buf[-1] = buf[-1], buf[j]
+            return buf.pop()
+
+        while k < start:  # resume: replay the bookkeeping without decoding
+            fill(decode=False)
+            if not buf:
+                return
+            take()
+            k += 1
+        self._decode_pending(reader, units, buf)
+        while True:
+            fill(decode=True)
+            if not buf:
+                return
+            entry = take()
+            k += 1
+            if entry.sample is not None:
+                reader.counters["windows_yielded"] += 1
+                entry.sample.position = (worker, epoch, k)
+                entry.sample.counters = dict(reader.counters)
+                yield entry.sample
+
+    def _decode_pending(self, reader: UnitReader, units: np.ndarray, buf: list[_Entry]) -> None:
+        """After a replay: decode the windows still in the buffer (one read per unit)."""
+        for ordinal in sorted({e.unit for e in buf}):
+            samples = self._read_unit(reader, int(units[ordinal]))
+            for entry in buf:
+                if entry.unit == ordinal:
+                    entry.sample = samples[entry.window]
+
+    def __iter__(self) -> Iterator[WindowSample]:
         info = get_worker_info()
         worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        for index in self.shard_indices(worker_id, num_workers):
-            try:
-                yield self.read_window(index)
-            except MediaError as exc:
-                self.stats.failed_windows += 1
-                path = str(self.files[self.windows[index][0]])
-                if path not in self._warned:
-                    self._warned.add(path)
-                    warnings.warn(
-                        f"AVWindowDataset: skipping undecodable window(s) of {path}: {exc}", stacklevel=2
-                    )
+        g, total = self.rank * num_workers + worker_id, self.world_size * num_workers
+        self._check_total(total)
+        epoch, start = self.positions.get(g, (self.epoch, 0))
+        while True:
+            yield from self.iter_worker(g, total, epoch=epoch, start=start)
+            if not self.repeat:
+                return
+            epoch, start = epoch + 1, 0
 
-    def __len__(self) -> int:
-        """Windows this rank yields per epoch (summed over its workers)."""
-        return len(range(self.rank, len(self.windows), self.world_size))
-
-
-def collate_clips(batch: Sequence[AVClip]) -> dict[str, object]:
-    """Stack same-size clips: video (B, T, H, W, 3) uint8, audio (B, C, N) float32, start (B,) float64,
-    fps / sample_rate (floats of the first clip), source list[str | None]."""
-    if not batch:
-        raise MediaError("collate_clips: empty batch")
-    return {
-        "video": torch.stack([c.video for c in batch]),
-        "audio": torch.stack([c.audio for c in batch]),
-        "start": torch.tensor([c.start for c in batch], dtype=torch.float64),
-        "fps": batch[0].fps,
-        "sample_rate": batch[0].sample_rate,
-        "source": [c.source for c in batch],
-    }
-
-
-_INDEX = "index.json"
-
-
-def _write_shard(out_dir: Path, number: int, clips: list[AVClip], file_ids: list[int]) -> dict[str, object]:
-    name = f"shard-{number:05d}.safetensors"
-    tensors = {
-        "video": torch.stack([c.video for c in clips]).contiguous(),  # (n, T, H, W, 3) uint8
-        "audio": torch.stack([c.audio for c in clips]).contiguous(),  # (n, C, N) float32
-        "start": torch.tensor([c.start for c in clips], dtype=torch.float64),
-        "file_index": torch.tensor(file_ids, dtype=torch.int64),
-    }
-    save_file(tensors, str(out_dir / name))
-    return {"file": name, "count": len(clips)}
-
-
-def prepare_windows(
-    source: str | Path, out_dir: str | Path, *, shard_size: int = 256, progress: bool = False, **window_kwargs
-) -> Path:
-    """Decode every window of ``source`` once (in order) into safetensors shards + ``index.json``.
-
-    ``window_kwargs`` are AVWindowDataset's (window_frames, fps, size, sample_rate, ...). Shards hold
-    ``video`` (n, T, H, W, 3) uint8, ``audio`` (n, C, N) float32, ``start`` (n,) float64 and
-    ``file_index`` (n,) int64 (into the index's ``sources``). Returns the index path; read the cache
-    with :class:`CachedWindowDataset`. ``progress`` shows a tqdm bar.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ds = AVWindowDataset(source, shuffle=False, rank=0, world_size=1, **window_kwargs)
-    shards, clips, ids = [], [], []
-    for index in tqdm(range(len(ds.windows)), desc="prepare_windows", disable=not progress):
-        try:
-            clip = ds.read_window(index)
-        except MediaError as exc:
-            ds.stats.failed_windows += 1
-            warnings.warn(f"prepare_windows: skipping a window: {exc}", stacklevel=2)
-            continue
-        clips.append(clip)
-        ids.append(ds.windows[index][0])
-        if len(clips) == shard_size:
-            shards.append(_write_shard(out, len(shards), clips, ids))
-            clips, ids = [], []
-    if clips:
-        shards.append(_write_shard(out, len(shards), clips, ids))
-    index = {
-        "format": "avtok-windows-v1",
-        "config": asdict(ds.cfg),
-        "fps": ds.cfg.fps,
-        "sample_rate": ds.cfg.sample_rate,
-        "sources": [str(p) for p in ds.files],
-        "shards": shards,
-        "stats": asdict(ds.stats),
-    }
-    (out / _INDEX).write_text(json.dumps(index, indent=1))
-    return out / _INDEX
-
-
-class CachedWindowDataset(Dataset):
-    """Map-style dataset over :func:`prepare_windows` output; ``ds[i]`` is an AVClip (memory-mapped read)."""
-
-    def __init__(self, out_dir: str | Path) -> None:
-        self.root = Path(out_dir)
-        index_path = self.root / _INDEX
-        if not index_path.is_file():
+    def _check_total(self, total: int) -> None:
+        expected = self._resume_total
+        if expected is not None and self.positions and expected != total:
             raise MediaError(
-                "no index.json here; fix: run prepare_windows(source, out_dir) first", path=self.root
+                f"the data position was saved with world_size x num_workers = {expected} readers, this run "
+                f"has {total}; fix: resume with the same world size and num_workers"
             )
-        self.index = json.loads(index_path.read_text())
-        self.sources: list[str] = self.index["sources"]
-        self.fps, self.sample_rate = float(self.index["fps"]), int(self.index["sample_rate"])
-        counts = [s["count"] for s in self.index["shards"]]
-        self._offsets = [0]
-        for n in counts:
-            self._offsets.append(self._offsets[-1] + n)
 
-    def __len__(self) -> int:
-        return self._offsets[-1]
+    def loader(self, batch_size: int, *, num_workers: int = 0, **kwargs) -> WindowLoader:
+        return WindowLoader(self, batch_size=batch_size, num_workers=num_workers, **kwargs)
 
-    def __getitem__(self, i: int) -> AVClip:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"CachedWindowDataset index {i} out of range for {len(self)} windows")
-        i %= len(self)
-        shard = bisect.bisect_right(self._offsets, i) - 1
-        row = i - self._offsets[shard]
-        with safe_open(str(self.root / self.index["shards"][shard]["file"]), framework="pt") as fh:
-            video, audio = fh.get_slice("video")[row], fh.get_slice("audio")[row]
-            start, file_index = fh.get_slice("start")[row], fh.get_slice("file_index")[row]
-        return AVClip(
-            video=video,
-            fps=self.fps,
-            audio=audio,
-            sample_rate=self.sample_rate,
-            start=float(start),
-            source=self.sources[int(file_index)],
+
+class WindowLoader:
+    """A DataLoader over a :class:`WindowDataset` that tracks the stream position and the read counts.
+
+    ``state_dict()`` holds, per global worker, the (epoch, picks) of the last window consumed, so a
+    resumed run (same seed, world size and num_workers) continues with the next window of each worker.
+    With torch.distributed initialised, ``state_dict()`` gathers every rank's positions (a collective:
+    call it on all ranks). ``stats()`` adds the workers' read counts to the planning counts.
+    """
+
+    def __init__(
+        self,
+        dataset: WindowDataset,
+        *,
+        batch_size: int,
+        num_workers: int = 0,
+        drop_last: bool = False,
+        pin_memory: bool = False,
+        prefetch_factor: int | None = None,
+        multiprocessing_context=None,
+    ) -> None:
+        self.dataset, self.batch_size, self.num_workers = dataset, batch_size, num_workers
+        self._kwargs = dict(
+            drop_last=drop_last,
+            pin_memory=pin_memory,
+            prefetch_factor=prefetch_factor,
+            multiprocessing_context=multiprocessing_context,
         )
+        self._counts: dict[int, dict[str, int]] = {}  # this iteration's latest counts per worker
+        self._done: dict[str, int] = {}  # counts of finished iterations
+
+    @property
+    def total_workers(self) -> int:
+        return self.dataset.world_size * max(1, self.num_workers)
+
+    def __iter__(self) -> Iterator[WindowBatch]:
+        self._fold_counts()
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_windows,
+            **self._kwargs,
+        )
+        batches = 0
+        for batch in loader:
+            for worker, epoch, k in batch.positions:
+                self.dataset.positions[worker] = (epoch, k)
+            self._counts.update(batch.counters)
+            batches += 1
+            yield batch
+        self._fold_counts()
+        self.dataset.positions.clear()  # the epoch is complete: iterating again replays it
+        if batches == 0:
+            stats = self.stats()
+            raise MediaError(
+                f"{self.dataset.source.spec}: no window could be decoded ({stats.windows_failed} failed in "
+                f"{stats.files_failed} files); fix: check the files (see the warnings above)"
+            )
+
+    def _fold_counts(self) -> None:
+        for counts in self._counts.values():
+            for key, value in counts.items():
+                self._done[key] = self._done.get(key, 0) + value
+        self._counts = {}
+
+    def stats(self) -> DataStats:
+        """Planning counts plus what this loader's workers read, failed and found truncated so far."""
+        stats = DataStats(
+            **{k: v for k, v in vars(self.dataset.stats).items() if k != "skipped"},
+            skipped=dict(self.dataset.stats.skipped),
+        )
+        totals = dict(self._done)
+        for counts in self._counts.values():
+            for key, value in counts.items():
+                totals[key] = totals.get(key, 0) + value
+        for key, value in totals.items():
+            setattr(stats, key, getattr(stats, key) + value)
+        return stats
+
+    def state_dict(self) -> dict:
+        positions = dict(self.dataset.positions)
+        dist = torch.distributed
+        if self.dataset.world_size > 1 and dist.is_available() and dist.is_initialized():
+            gathered: list = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, positions)
+            positions = {g: p for part in gathered for g, p in part.items()}
+        return {
+            "format": "avtok-window-stream-v1",
+            "seed": self.dataset.seed,
+            "epoch": self.dataset.epoch,
+            "readers": self.total_workers,
+            "positions": {str(g): list(p) for g, p in sorted(positions.items())},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("format") != "avtok-window-stream-v1" or state["seed"] != self.dataset.seed:
+            raise MediaError(
+                f"data state (format {state.get('format')!r}, seed {state.get('seed')}) does not match this "
+                f"dataset (seed {self.dataset.seed}); fix: resume with the same seed"
+            )
+        self.dataset.epoch = int(state["epoch"])
+        self.dataset.positions = {int(g): (int(p[0]), int(p[1])) for g, p in state["positions"].items()}
+        self.dataset._resume_total = int(state["readers"])
+        if state["readers"] != self.total_workers:
+            raise MediaError(
+                f"the data position was saved with {state['readers']} readers (world size x num_workers), "
+                f"this loader has {self.total_workers}; fix: resume with the same world size and num_workers"
+            )

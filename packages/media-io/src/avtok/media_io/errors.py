@@ -15,3 +15,13 @@ class MediaError(ValueError):
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class TruncatedMediaError(MediaError):
+    """The file ends before its header says: ``ends_at`` seconds decoded, ``claimed`` in the header."""
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, ends_at: float, claimed: float
+    ) -> None:
+        self.ends_at, self.claimed = float(ends_at), float(claimed)
+        super().__init__(message, path=path)

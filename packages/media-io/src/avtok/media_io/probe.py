@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-
 from avtok.media_io.errors import MediaError
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
+from avtok.media_io.tar_member import TarMember
 
 # FFmpeg demuxers that accept almost any file (e.g. "tty" renders a .txt as ANSI art video).
 _TEXT_DEMUXERS = frozenset({"tty", "ansi", "bin", "idf", "adf", "xbin"})
@@ -31,10 +33,16 @@ class MediaInfo:
     video_codec: str | None = None
     audio_codec: str | None = None
     format_name: str = ""
+    audio_duration: float | None = None  # audio stream duration (s) from its header, else None
+    variable_rate: bool = False  # average frame rate differs from the nominal rate by more than 1 %
 
 
-def check_file(path: str | Path) -> Path:
-    """Path of an existing non-empty regular file, else MediaError naming the fix."""
+def check_file(path: str | Path | TarMember) -> Path | TarMember:
+    """Path of an existing non-empty regular file (or a non-empty tar member), else MediaError."""
+    if isinstance(path, TarMember):
+        if path.size == 0:
+            raise MediaError("tar member is empty (0 bytes); fix: re-write the shard", path=path)
+        return path
     p = Path(path)
     if not p.exists():
         raise MediaError(
@@ -42,19 +50,24 @@ def check_file(path: str | Path) -> Path:
         )
     if not p.is_file():
         raise MediaError(
-            "is not a regular file; fix: pass a media file (use AVWindowDataset for folders)", path=p
+            "is not a regular file; fix: pass a media file (use WindowDataset for folders)", path=p
         )
     if p.stat().st_size == 0:
         raise MediaError("file is empty (0 bytes); fix: re-export the media or remove the file", path=p)
     return p
 
 
-def open_container(path: str | Path) -> av.container.InputContainer:
-    """Open a media file for reading; non-media and unreadable files raise MediaError."""
+@contextmanager
+def open_container(path: str | Path | TarMember) -> Iterator[av.container.InputContainer]:
+    """Open a media file (or tar member) for reading, closing it on exit; non-media and unreadable
+    files raise MediaError."""
     p = check_file(path)
+    fh = p.open() if isinstance(p, TarMember) else None
     try:
-        container = av.open(str(p), mode="r", metadata_errors="ignore")
+        container = av.open(fh if fh is not None else str(p), mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        if fh is not None:
+            fh.close()
         raise MediaError(
             f"not a readable media file, or damaged/truncated ({exc.__class__.__name__}: {exc}); "
             "fix: pass an audio/video file FFmpeg can decode (mp4, mkv, webm, avi, mpg, wav, ...) "
@@ -63,12 +76,19 @@ def open_container(path: str | Path) -> av.container.InputContainer:
         ) from exc
     if container.format.name in _TEXT_DEMUXERS:
         container.close()
+        if fh is not None:
+            fh.close()
         raise MediaError(
             f"not a media file (FFmpeg only matched the catch-all {container.format.name!r} "
             "demuxer); fix: pass an audio/video file",
             path=p,
         )
-    return container
+    try:
+        with container:
+            yield container
+    finally:
+        if fh is not None:
+            fh.close()
 
 
 def container_origin(container: av.container.InputContainer) -> float:
@@ -102,7 +122,12 @@ def scan_duration(container: av.container.InputContainer) -> float | None:
     return end
 
 
-def probe(path: str | Path) -> MediaInfo:
+def _variable_rate(video) -> bool:
+    avg, nominal = video.average_rate, video.base_rate
+    return bool(avg and nominal and abs(float(avg) / float(nominal) - 1.0) > 0.01)
+
+
+def probe(path: str | Path | TarMember) -> MediaInfo:
     """Read a file's header: duration, video size and rate, audio rate and channels."""
     with open_container(path) as container:
         duration = container_duration(container)
@@ -133,4 +158,6 @@ def probe(path: str | Path) -> MediaInfo:
             video_codec=video.codec_context.name if video else None,
             audio_codec=audio.codec_context.name if audio else None,
             format_name=container.format.name,
+            audio_duration=_stream_seconds(audio) if audio else None,
+            variable_rate=_variable_rate(video) if video else False,
         )

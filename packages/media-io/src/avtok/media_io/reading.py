@@ -19,17 +19,17 @@ the shared 2-core box); short reads (dataset windows) stay on the calling thread
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import av
 import numpy as np
 import torch
-from av.video.reformatter import Interpolation, VideoReformatter
 
 from avtok.media_io.audio_stream import (
     SEEK_MARGIN,
@@ -41,8 +41,12 @@ from avtok.media_io.audio_stream import (
     make_collector,
 )
 from avtok.media_io.clip import AVClip
-from avtok.media_io.errors import MediaError
+from avtok.media_io.errors import MediaError, TruncatedMediaError
 from avtok.media_io.probe import container_duration, container_origin, open_container, scan_duration
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
+from avtok.media_io.tar_member import TarMember, media_path
+
+log = logging.getLogger("avtok.media_io")
 
 SILENT_SAMPLE_RATE = 22050  # silent audio rate when the file has none and sample_rate is not given
 _MAX_SIDE = 8192
@@ -51,6 +55,7 @@ _AUDIO_END_SLACK = 0.25  # seconds of missing audio at a clip's end filled with 
 _BATCH_FRAMES = 32  # selected frames handed to the conversion thread at once
 _INLINE_FRAMES = 64  # reads of at most this many frames convert inline (no helper thread)
 _LIGHT_DECODE = 4  # source pixels per output pixel up to which decoding counts as light (see _make_sampler)
+_TRUNCATION_SLACK = 0.5  # seconds a whole-file read may end before the header's video duration unwarned
 
 ResizeMode = Literal["resize", "crop"]
 
@@ -83,6 +88,8 @@ class _FrameConverter:
     mode: ResizeMode
 
     def __post_init__(self) -> None:
+        from av.video.reformatter import Interpolation, VideoReformatter  # PyAV only once media is decoded
+
         h, w = self.src_hw
         self._reformatter = VideoReformatter()
         if self.size is None:
@@ -246,7 +253,7 @@ def _source_fps(path: Path, vstream) -> float:
 
 
 def read_clip(
-    path: str | Path,
+    path: str | Path | TarMember,
     *,
     start: float = 0.0,
     duration: float | None = None,
@@ -269,8 +276,13 @@ def read_clip(
             swresample mixes channels down with the standard downmix matrix.
         allow_silent: for files without audio, return zeros (``channels or 1`` channels at
             ``sample_rate or 22050`` Hz) instead of raising.
+
+    A whole-file read (``duration=None``) of a file whose audio track ends early keeps the common span
+    (the video is cut where the audio ends, logged), and warns when the video ends more than 0.5 s
+    before its header says (truncated file), with both numbers. A read of an explicit span that the
+    file cannot fill raises :class:`TruncatedMediaError` (video) or MediaError (audio).
     """
-    path = Path(path)
+    path = media_path(path)
     if resize_mode not in ("resize", "crop"):
         raise MediaError(f"resize_mode={resize_mode!r}; fix: use 'resize' or 'crop'", path=path)
     out_size = _normalize_size(size, path)
@@ -348,6 +360,7 @@ def _read(path, start, duration, fps, size, mode, sample_rate, channels, allow_s
                 "has no audio stream; fix: pass allow_silent=True to get silent audio", path=path
             )
         vstream = container.streams.video[0]
+        claimed = _video_seconds(vstream, container, origin, total)
         sampler = _make_sampler(path, vstream, start, duration, total, fps, size, mode)
         seconds = None if sampler.limit is None else sampler.limit / sampler.fps
         audio, audio_pool = None, None
@@ -374,24 +387,42 @@ def _read(path, start, duration, fps, size, mode, sample_rate, channels, allow_s
             for pool in (sampler.pool, audio_pool):
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
-        return _assemble(path, sampler, audio, start, sampler.fps, sample_rate, channels)
+        return _assemble(path, sampler, audio, start, claimed, sample_rate, channels)
+
+
+def _video_seconds(vstream, container, origin: float, total: float | None) -> float:
+    """The video's end (seconds from the container start) as the header states it."""
+    if vstream.duration is not None and vstream.time_base is not None:
+        begin = 0.0 if vstream.start_time is None else float(vstream.start_time * vstream.time_base) - origin
+        return begin + float(vstream.duration * vstream.time_base)
+    return float(total or 0.0)
 
 
 def _collect_audio_job(path, start, seconds, sample_rate, channels) -> AudioCollector:
     return collect_audio(path, start=start, seconds=seconds, sample_rate=sample_rate, channels=channels)
 
 
-def _assemble(path, sampler: _FrameSampler, audio: AudioCollector | None, start, fps, sample_rate, channels):
+def _assemble(
+    path, sampler: _FrameSampler, audio: AudioCollector | None, start, claimed, sample_rate, channels
+):
+    fps = sampler.fps
     got = sampler.count
     if got == 0 or (sampler.limit is not None and got < sampler.limit):
         end = start + got / fps
-        raise MediaError(
+        raise TruncatedMediaError(
             f"video ends at {end:.3f} s but {start:g}+{(sampler.limit or 1) / fps:g} s was requested "
-            "(truncated or damaged file, or span past the end); fix: shorten duration, or "
-            "re-encode/remove the file",
+            f"(the header says {claimed:.3f} s: truncated or damaged file, or span past the end); fix: "
+            "shorten duration, or re-encode/remove the file",
             path=path,
+            ends_at=end,
+            claimed=claimed,
         )
-    video = torch.from_numpy(sampler.frames)  # (T, H, W, 3) uint8
+    if sampler.limit is None and claimed - (start + got / fps) > _TRUNCATION_SLACK:
+        warnings.warn(
+            f"{path}: truncated? the video ends at {start + got / fps:.3f} s but its header says "
+            f"{claimed:.3f} s; using the {got / fps:.3f} s that decode",
+            stacklevel=3,
+        )
     if audio is None:
         sr, ch = int(sample_rate or SILENT_SAMPLE_RATE), int(channels or 1)
         wave = np.zeros((ch, round(got / fps * sr)), np.float32)
@@ -399,6 +430,9 @@ def _assemble(path, sampler: _FrameSampler, audio: AudioCollector | None, start,
         sr = audio.sample_rate
         begin, length = round(start * sr), round(got / fps * sr)
         audio_end = (audio.first or 0) + audio.count
+        if begin + length - audio_end > _AUDIO_END_SLACK * sr and sampler.limit is None:
+            got = _common_span(path, got, start, fps, audio_end / sr)
+            length = round(got / fps * sr)
         if begin + length - audio_end > _AUDIO_END_SLACK * sr:
             raise MediaError(
                 f"audio ends at {audio_end / sr:.3f} s, before the requested end "
@@ -407,6 +441,7 @@ def _assemble(path, sampler: _FrameSampler, audio: AudioCollector | None, start,
                 path=path,
             )
         wave = audio.span(begin, length)
+    video = torch.from_numpy(sampler.frames[:got])  # (T, H, W, 3) uint8
     return AVClip(
         video=video,
         fps=fps,
@@ -415,3 +450,19 @@ def _assemble(path, sampler: _FrameSampler, audio: AudioCollector | None, start,
         start=float(start),
         source=str(path),
     )
+
+
+def _common_span(path, got: int, start: float, fps: float, audio_end: float) -> int:
+    """Frames of a whole-file read that the audio covers (the audio track ends before the video)."""
+    keep = math.floor((audio_end - start) * fps + 1e-6)
+    if keep < 1:
+        raise MediaError(
+            f"the audio ends at {audio_end:.3f} s, before the first frame at {start:g} s; fix: "
+            "pass allow_silent with a file without audio, or re-encode it",
+            path=path,
+        )
+    log.info(
+        "%s: audio ends at %.3f s, %.3f s before the video; keeping the common span (%d of %d frames)",
+        path, audio_end, start + got / fps - audio_end, keep, got,
+    )
+    return keep

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 from avtok.media_io.clip import AVClip
 from avtok.media_io.errors import MediaError
+from avtok.media_io.pyav import av  # imported on first use (decoding / encoding only)
 
 _AAC_FRAME = 1024  # samples per AAC frame
 _AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 8: "7.1"}

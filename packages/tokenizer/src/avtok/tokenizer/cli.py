@@ -57,6 +57,10 @@ def info(model: Annotated[str, typer.Argument(help="Preset name or model directo
     if Path(model).is_dir():
         net = user_call(load_model, model)
         cfg, family = net.config, "av" if isinstance(net, AVTokenizer) else "visual"
+        if not hasattr(cfg, "patch") and family == "visual":  # e.g. AToken's 3D Gaussian decoder
+            typer.echo(json.dumps(config_to_dict(cfg), indent=2))
+            typer.echo(f"{type(net).__name__}: {sum(p.numel() for p in net.parameters()):,} parameters")
+            return
     else:
         family, preset = user_call(parse_preset, model)
         cfg = resolve_av_config(preset) if family == "av" else resolve_config(preset)
@@ -117,6 +121,28 @@ def decode(tokens: Path, output: Path, model: Model = "tiny") -> None:
             channels=int(meta["channels"]),
         )
     typer.echo(str(write_clip(output, clip)))
+
+
+@app.command()
+def convert(
+    checkpoint: Annotated[Path, typer.Argument(help="Official checkpoint (.pt state dict or .safetensors)")],
+    config: Annotated[Path, typer.Option(help="Official YAML (atoken-soc/sod/soc-s1, 3d_decode_gs .yaml)")],
+    out: Annotated[Path, typer.Option(help="avtok model folder to write")],
+    from_: Annotated[str, typer.Option("--from", help="Source format (only: atoken)")] = "atoken",
+) -> None:
+    """Convert released AToken weights into an avtok model folder (no download; see the README)."""
+    from avtok.tokenizer.visual.convert import convert_atoken
+
+    if from_ != "atoken":
+        raise typer.BadParameter(f"--from {from_!r}: only 'atoken' checkpoints can be converted")
+    try:
+        path = convert_atoken(checkpoint, config, out)
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from err
+    net = load_model(str(path))
+    typer.echo(f"{path}: {type(net).__name__}, {sum(p.numel() for p in net.parameters()):,} parameters")
+
 
 
 app.command(name="train")(train_command)

@@ -10,6 +10,7 @@ from typing import Annotated
 import polars as pl
 import torch
 import typer
+from safetensors.torch import save_file
 
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
@@ -18,9 +19,10 @@ from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av.model import AVTokenizer
 from avtok.tokenizer.families import get_family
 from avtok.tokenizer.loading import load_model, parse_preset
-from avtok.tokenizer.recipes import RunConfig, resolve_data
+from avtok.tokenizer.recipes import RunConfig
 from avtok.tokenizer.runner import train_tokenizer
-from avtok.tokenizer.visual.reconstruct import VisualReconstructor
+from avtok.tokenizer.visual.reconstruct import VisualReconstructor, crop_clip
+from avtok.tokenizer.window_data import check_data
 from avtok.train.distributed import dist_info
 from avtok.train.pretrained import save_pretrained
 
@@ -66,6 +68,10 @@ def train_command(
     lr: float = 1e-3,
     eval_every: int = 200,
     eval_windows: Annotated[int, typer.Option(help="Held-out windows scored")] = 16,
+    data_readers: Annotated[
+        int | None, typer.Option(help="Decoding streams over all ranks (default: one per rank; more = "
+                                      "DataLoader workers). Batches depend on it, not on the world size")
+    ] = None,
     gram: Annotated[bool, typer.Option(help="Gram loss on images / AV frames (ablation: --no-gram)")] = True,
     perceptual: Annotated[
         bool,
@@ -98,14 +104,21 @@ def train_command(
     report: Annotated[
         bool, typer.Option(help="Score the held-out windows with avtok.eval at the end")
     ] = True,
+    init: Annotated[
+        str | None, typer.Option(help="Visual: start from this model folder (e.g. a converted AToken "
+                                      "checkpoint; it defines the architecture, --preset is ignored)")
+    ] = None,
+    distill_weight: Annotated[
+        float, typer.Option(help="With --init: weight of the semantic distillation to the initial model")
+    ] = 1.0,
     seed: int = 0,
 ) -> None:
     """Train a tokenizer with a curriculum on real clips; print held-out metrics next to the baselines."""
 
-    family, name = user_call(parse_preset, preset)
+    family, name = user_call(parse_preset, preset) if init is None else ("visual", "init")
     sched = schedule or ("vfal" if family == "av" else "atoken")
     try:
-        resolve_data(data)
+        check_data(data)
         cfg = RunConfig(
             family=family,
             preset=name,
@@ -120,6 +133,7 @@ def train_command(
             lr=lr,
             eval_every=eval_every,
             eval_windows=eval_windows,
+            data_readers=data_readers,
             gram=gram,
             perceptual=perceptual,
             mrstft=mrstft,
@@ -128,6 +142,8 @@ def train_command(
             strategy=strategy,
             anneal_to_budget=anneal_to_budget,
             mel_images=mel_images,
+            init=init,
+            distill_weight=distill_weight,
             seed=seed,
         )
     except ValueError as err:
@@ -210,7 +226,13 @@ def reconstruct_command(
     ] = "tiny",
     start: Annotated[float, typer.Option(help="Start (s)")] = 0.0,
     duration: Annotated[float, typer.Option(help="Seconds to reconstruct (whole model windows)")] = 4.0,
-    size: Annotated[int, typer.Option(help="Visual tokenizer: frame side")] = 64,
+    size: Annotated[int, typer.Option(help="Visual tokenizer: frame side (0: the source's own size)")] = 64,
+    discrete: Annotated[
+        bool, typer.Option(help="Visual FSQ model: decode from the token indices alone")
+    ] = False,
+    indices: Annotated[
+        Path | None, typer.Option(help="Visual FSQ model: also write the indices (.safetensors)")
+    ] = None,
     device: str = "cpu",
 ) -> None:
     """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
@@ -227,10 +249,18 @@ def reconstruct_command(
         out = AVClipReconstructor(net).reconstruct(ref)  # window by window
         table = metrics_table(out, ref, name="avtok-av")
     else:
-        ref = read_clip(
-            source, start=start, duration=duration, size=(size, size), resize_mode="crop", allow_silent=True
-        )
-        out = VisualReconstructor(net).reconstruct(ref)
+        ref = read_clip(source, start=start, duration=duration, size=(size, size) if size > 0 else None,
+                        resize_mode="crop", allow_silent=True)
+        ref = crop_clip(ref, net)  # converted AToken models centre-crop to multiples of 16
+        try:
+            rec = VisualReconstructor(net, discrete=discrete)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from err
+        out = rec.reconstruct(ref)
+        if indices is not None and rec.last_indices is not None:
+            save_file({"indices": rec.last_indices.contiguous()}, str(indices),
+                      metadata={"shape": ",".join(map(str, ref.video.shape))})
+            typer.echo(f"{indices}: {tuple(rec.last_indices.shape)} FSQ indices")
         table = metrics_table(out, ref, name="atoken-visual", audio=False)
     typer.echo(f"{write_clip(output, out)}: {out.num_frames} frames, {out.audio.shape[1]} audio samples")
     with pl.Config(tbl_rows=10, tbl_cols=10, tbl_width_chars=160, float_precision=4):

@@ -8,9 +8,8 @@ modules FSDP2 shards. Adding a family = writing such a recipe and adding it to :
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
-import polars as pl
 from torch import nn
 
 from avtok.media_io import AVClip
@@ -18,6 +17,9 @@ from avtok.tokenizer.av import recipe as av_recipe
 from avtok.tokenizer.curriculum import Stage
 from avtok.tokenizer.recipes import RunConfig, StageHooks
 from avtok.tokenizer.visual import recipe as visual_recipe
+
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
 
 __all__ = ["FAMILIES", "ModelFamily", "get_family"]
 

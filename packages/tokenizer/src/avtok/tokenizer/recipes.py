@@ -10,9 +10,9 @@ weights — the weights every held-out evaluation during training scored. With `
 schedule of each stage ends where its share of the budget runs out (``TrainConfig.anneal_to_budget``).
 
 Multi-process: under ``torchrun --nproc-per-node N`` the driver joins the process group
-(``init_distributed``: gloo on CPU, nccl on CUDA, one GPU per local rank), every loader splits the global
-``batch_size`` over the ranks (rank r takes its slice of the same shuffled batch, so N ranks see exactly
-what one process sees), the runtime wraps the model in DDP, and rank 0 alone writes checkpoints, stage
+(``init_distributed``: gloo on CPU, nccl on CUDA, one GPU per local rank), the recipes stream their windows
+through :mod:`avtok.tokenizer.window_data` (each rank decodes its own readers' files; with a fixed
+``data_readers`` N ranks see exactly what one process sees), the runtime wraps the model in DDP, and rank 0 alone writes checkpoints, stage
 markers and logs. A single process without torchrun's variables runs undistributed.
 """
 
@@ -21,12 +21,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
 
 from avtok.media_io import AVClip, read_clip
 from avtok.media_io.samples import sample_path
+from avtok.media_io.window_plan import DataStats
 from avtok.tokenizer.curriculum import get_schedule
 from avtok.train import ResumableLoader
 from avtok.train import distributed as dist
@@ -62,6 +64,7 @@ class RunConfig:
     warmup_steps: int = 50
     eval_every: int = 200
     eval_windows: int = 16
+    data_readers: int | None = None  # decoding streams over all ranks (None: one per rank); see window_data
     checkpoint_dir: Path = Path("runs/tokenizer")
     device: str = "cpu"
     strategy: str = "auto"  # "auto" (DDP under torchrun), "ddp", "fsdp2" (shards the transformer blocks)
@@ -74,6 +77,8 @@ class RunConfig:
     align_teacher: str | None = None  # AV: TorchScript (video, wave) -> (video, audio) features (REPA term)
     image_size: int = 64  # visual: frame side
     mel_images: bool = False  # visual: also train on log-mels as grey images (avtok.tokenizer.mel_image)
+    init: str | None = None  # visual: start every stage from this model folder (e.g. converted AToken)
+    distill_weight: float = 1.0  # visual with init: semantic distillation to the frozen initial model
     artifacts: bool = True
     progress: bool = False
 
@@ -89,6 +94,10 @@ class RunConfig:
                 "[-1,1], wave (B,samples) 22.05 kHz) -> (video_feats, audio_feats) and pass its local path, "
                 "or drop the flag"
             )
+        if self.init is not None and (self.family != "visual"
+                                      or not (Path(self.init) / "config.json").is_file()):
+            raise ValueError(f"--init {self.init}: needs a visual model folder with config.json (e.g. "
+                             "written by `avtok-tokenizer convert --from atoken`)")
         if self.strategy not in ("auto", "none", "ddp", "fsdp2"):
             raise ValueError(f"RunConfig.strategy={self.strategy!r}: use auto, none, ddp or fsdp2")
         if min(self.holdout_seconds, self.ar_prior_weight) < 0 or min(self.max_steps, self.batch_size) < 1:
@@ -188,6 +197,7 @@ class StageHooks:
     evaluate: EvaluateFn  # (model) -> held-out metrics
     artifacts: ArtifactsFn | None  # (model, out_dir) -> files to log
     grad_accum: int
+    data_stats: Callable[[], DataStats] | None = None  # the streamed data's skip / adjustment counts
 
 
 def l1(a: Tensor, b: Tensor) -> Tensor:

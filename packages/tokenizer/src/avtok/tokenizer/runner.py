@@ -21,6 +21,7 @@ from avtok.eval.tracking import NullTracker, PrefixedTracker, Tracker
 from avtok.tokenizer.curriculum import Schedule, Stage, apply_stage, get_schedule
 from avtok.tokenizer.families import ModelFamily, get_family
 from avtok.tokenizer.recipes import RunConfig, StageHooks, StageResult, rank_device
+from avtok.tokenizer.window_data import log_stats
 from avtok.train import CheckpointManager, TrainConfig, Trainer
 from avtok.train import distributed as dist
 
@@ -156,6 +157,9 @@ def _run_stage(cfg: RunConfig, ctx, family: ModelFamily, model: nn.Module, stage
         artifact_dir=d / "artifacts",
     )
     summary = trainer.fit(resume=resume)
+    if hooks.data_stats is not None and trainer.info.rank == 0:  # skipped / failed / adjusted media counts
+        log_stats(hooks.data_stats(), PrefixedTracker(tracker, f"{k}-{stage.name}"), step=summary.steps,
+                  what=f"data ({stage.name})")
     marker = {"steps": summary.steps, "stop": summary.stop_reason, "minutes": tcfg.max_minutes}
     if trainer.info.rank == 0:
         _done_marker(d).write_text(json.dumps(marker))

@@ -25,7 +25,9 @@ class TokenizerOutput:
     - ``indices``: ``(ΣL, G)`` int32 FSQ indices (G groups), or ``None`` without FSQ.
     - ``coords``: ``(ΣL, 4)`` int64 ``(t, x, y, z)`` latent-grid coordinates.
     - ``cu_seqlens``: ``(N + 1,)`` int32 cumulative token counts.
-    - ``semantic``: ``(N, D_sem)`` pooled + projected embedding for text alignment, or ``None``.
+    - ``semantic``: ``(N, D_sem)`` pooled + projected embedding for text alignment, or ``None`` (AToken's
+      ``image_feat`` for a converted AToken model: attention-pooled, L2-normalised).
+    - ``hidden``: ``(ΣL, D)`` encoder output after its final norm (AToken's ``x_no_proj``), or ``None``.
     - ``layouts``: per-sample media-io ``PatchLayout`` (grid, patch size, original shape, modality), which
       ``decode`` needs to unpatchify.
     - ``valid``: ``(ΣL, t·p·p)`` bool, True where a patch position holds real input (False on the
@@ -39,6 +41,7 @@ class TokenizerOutput:
     coords: Tensor
     cu_seqlens: Tensor
     semantic: Tensor | None = None
+    hidden: Tensor | None = None
     layouts: tuple[PatchLayout, ...]
     valid: Tensor
 

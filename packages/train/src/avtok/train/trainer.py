@@ -209,9 +209,10 @@ class Trainer:
         optim_state = S.full_optimizer_state(self.model, self.optimizer)
         ema_state = S.full_ema_state(self.model, self.ema) if self.ema is not None else None
         rng = D.gather_objects(capture_rng())
+        data_state = self.data.state_dict()  # every rank: a streamed source gathers all ranks' positions
         path = None
         if self.info.rank == 0:
-            state = {"scheduler": self.scheduler.state_dict(), "data": self.data.state_dict(),
+            state = {"scheduler": self.scheduler.state_dict(), "data": data_state,
                      "skipped": self.skipped, "ema_updates": self.ema.num_updates if self.ema else 0,
                      "elapsed_s": elapsed, "world_size": self.info.world_size, "config": self.cfg.to_dict(),
                      "horizon": self.horizon}

@@ -25,8 +25,9 @@ from avtok.generator.ovi.sampling import SamplerConfig
 from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.generator.recipes import train_generator
-from avtok.media_io import AVClip, MelConfig, read_clip
-from avtok.tokenizer.recipes import evenly, resolve_data, split_holdout, windows
+from avtok.media_io import AVClip, MelConfig, WindowConfig
+from avtok.tokenizer.recipes import evenly
+from avtok.tokenizer.window_data import heldout_windows, sample_windows
 from avtok.train import TrainConfig
 
 MAX_TRAIN_WINDOWS = 512
@@ -40,25 +41,15 @@ class GeneratorData:
 
 
 def load_windows(data: str, codec: PooledAVLatents, holdout_seconds: float) -> GeneratorData:
-    """Every file read once at the codec's rates, split like the tokenizer's data (last seconds held out),
-    cut into consecutive codec windows."""
+    """Consecutive codec windows from the one data path (avtok.media_io.WindowDataset), split like the
+    tokenizer's data (the last ``holdout_seconds`` of every file held out): up to ``MAX_TRAIN_WINDOWS``
+    shuffled training windows (their latents are encoded once) and every held-out window."""
     c, mel = codec.cfg, MelConfig()
-    frames = codec.spec.video_frames
-    train, held = [], []
-    for path in tqdm(resolve_data(data), desc="reading clips for the generator", unit="file"):
-        clip = read_clip(
-            path, fps=c.fps, size=c.size, sample_rate=mel.sample_rate, channels=1, allow_silent=True
-        )
-        head, tail = split_holdout(clip, holdout_seconds)
-        train += windows(head, frames, frames)
-        if tail is not None:
-            held += windows(tail, frames, frames)
-    if not train:
-        raise ValueError(
-            f"--data {data}: no {c.seconds} s training window left after holding out "
-            f"{holdout_seconds} s; use longer clips or a smaller --holdout-seconds"
-        )
-    return GeneratorData(codec=codec, train=evenly(train, MAX_TRAIN_WINDOWS), held_out=held or train[-1:])
+    cfg = WindowConfig(window_frames=codec.spec.video_frames, fps=c.fps, size=c.size,
+                       sample_rate=mel.sample_rate, channels=1, allow_silent=True, holdout_seconds=holdout_seconds)
+    train = [s.clip() for s in sample_windows(data, cfg, count=MAX_TRAIN_WINDOWS, seed=0)]
+    held = [s.clip() for s in heldout_windows(data, cfg, holdout_seconds=holdout_seconds)]
+    return GeneratorData(codec=codec, train=train, held_out=held)
 
 
 @dataclass(kw_only=True)

@@ -17,13 +17,9 @@ from avtok.media_io import AVClip, MelConfig, log_mel, mel_to_wave, read_clip, w
 from avtok.tokenizer.av import recipe as recipes_av
 from avtok.tokenizer.av.clip import AVClipReconstructor
 from avtok.tokenizer.av.model import AVTokenizer
-from avtok.tokenizer.recipes import (
-    RunConfig,
-    load_media,
-    resolve_data,
-    split_holdout,
-)
+from avtok.tokenizer.recipes import RunConfig
 from avtok.tokenizer.runner import train_tokenizer
+from avtok.tokenizer.window_data import heldout_windows, join_windows
 from avtok.train.pretrained import save_pretrained
 
 MEL = MelConfig()  # the HiFi-GAN universal vocoder's analysis settings (the tokenizer's mel)
@@ -215,14 +211,9 @@ def evaluate_tokenizer(
 def held_out_stretch(run: RunConfig, model: AVTokenizer, windows: int) -> tuple[AVClip, AVClip] | None:
     """The first ``windows`` whole held-out windows of the first clip as one clip, and its
     window-by-window reconstruction (for the report's players)."""
-    c = model.config
-    clip = load_media(resolve_data(run.data)[:1], fps=c.fps, size=(c.height, c.width))[0]
-    _, held = split_holdout(clip, run.holdout_seconds)
-    src = held if held is not None else clip
-    n = min(src.num_frames, windows * c.frames) // c.frames * c.frames
-    if n == 0:
-        return None
-    ref = src.frames(0, n)
+    held = heldout_windows(run.data, recipes_av.window_config(run), holdout_seconds=run.holdout_seconds)
+    first = [s for s in held if s.source == held[0].source][:windows]  # the first file's held-out windows
+    ref = join_windows(first)[0]
     return ref, AVClipReconstructor(model).reconstruct(ref)  # window by window
 
 

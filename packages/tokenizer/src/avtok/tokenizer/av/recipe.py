@@ -29,14 +29,15 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 import torch
 from torch import Tensor, nn
 
 from avtok.eval.artifacts import frame_strip_png, short_mp4, spectrogram_png
 from avtok.eval.reconstruction import ReconstructionConfig, evaluate_reconstruction
-from avtok.media_io import AVClip, log_mel
+from avtok.media_io import AVClip, WindowConfig, log_mel
+from avtok.media_io.windows import WindowBatch
 from avtok.tokenizer.av.clip import AVClipReconstructor, clip_wave
 from avtok.tokenizer.av.config import MEL, resolve_av_config
 from avtok.tokenizer.av.heads import AlignHead, ARPrior
@@ -51,36 +52,32 @@ from avtok.tokenizer.losses import (
     load_teacher,
     mrstft_loss,
 )
-from avtok.tokenizer.recipes import (
-    RunConfig,
-    StageHooks,
-    batch_loader,
-    evenly,
-    l1,
-    load_media,
-    resolve_data,
-    split_holdout,
-    windows,
-)
+from avtok.tokenizer.recipes import RunConfig, StageHooks, evenly, l1
+from avtok.tokenizer.window_data import WindowStream, heldout_windows, join_windows, sample_windows
 from avtok.train.distributed import unwrap
 from avtok.train.transformer import Block
 
+if TYPE_CHECKING:  # polars only builds the result tables (imported there)
+    import polars as pl
+
 __all__ = ["AVContext", "AVLosses", "SHARD_MODULES", "prepare", "build", "hooks", "heldout_report",
-           "window_tensors"]
+           "window_config", "window_tensors"]
 
 # FSDP2 units under --strategy fsdp2: the transformer blocks, and the AR prior and alignment head because
 # the step calls them outside the tokenizer's forward (a unit gathers its own parameters when called).
 SHARD_MODULES = (Block, ARPrior, AlignHead)
 
 
+MEL_STAT_WINDOWS = 64  # training windows whose log-mels set the model's per-bin mel range
+
+
 @dataclass(kw_only=True)
 class AVContext:
-    train_video: Tensor  # (N, T, H, W, 3) in [-1, 1]
-    train_wave: Tensor  # (N, samples) mono 22.05 kHz (the MR-STFT target)
-    train_mel: Tensor  # (N, 80, F) log-mel (not normalised)
+    train_mel: Tensor  # (N, 80, F) log-mel of up to MEL_STAT_WINDOWS training windows (the mel statistics)
     held_out: list[AVClip]  # held-out windows at the model's fps / size
     held_video: Tensor
     held_mel: Tensor
+    window: WindowConfig | None = None  # the training windows' format (streamed from RunConfig.data)
     backbone: nn.Module | None = None  # Inception feature maps for the perceptual / Gram terms
     teacher: nn.Module | None = None  # frozen audio-visual teacher for representation alignment
     held_clips: list[AVClip] = field(default_factory=list)  # each file's whole held-out tail (≥ 1 window)
@@ -94,32 +91,32 @@ def window_tensors(clips: list[AVClip], num_samples: int) -> tuple[Tensor, Tenso
     return video, waves, log_mel(waves, MEL)
 
 
-def prepare(cfg: RunConfig) -> AVContext:
-    """Read the data at the preset's fps / size, hold out the tail, cut windows (hop = half a window)."""
+def window_config(cfg: RunConfig, *, stride_frames: int | None = None) -> WindowConfig:
+    """The preset's windows (fps, size, 22.05 kHz mono audio) with the run's hold-out; audio is required."""
     c = resolve_av_config(cfg.preset)
-    train_w, held_w, held_clips = [], [], []
-    for clip in load_media(resolve_data(cfg.data), fps=c.fps, size=(c.height, c.width)):
-        train, held = split_holdout(clip, cfg.holdout_seconds)
-        train_w += windows(train, c.frames, max(1, c.frames // 2))
-        if held is not None and held.num_frames >= c.frames:
-            held_w += windows(held, c.frames, c.frames)
-            held_clips.append(held)
-    if not train_w:
-        raise ValueError(
-            f"--data {cfg.data}: no training window of {c.seconds:.2f} s left after holding out "
-            f"{cfg.holdout_seconds} s; use longer clips or a smaller --holdout-seconds"
-        )
-    held_w = evenly(held_w or train_w[-1:], cfg.eval_windows)
-    tv, tw, tm = window_tensors(train_w, c.num_samples)
+    return WindowConfig(window_frames=c.frames, fps=c.fps, size=(c.height, c.width), resize_mode="crop",
+                        sample_rate=MEL.sample_rate, channels=1, stride_frames=stride_frames,
+                        holdout_seconds=cfg.holdout_seconds)
+
+
+def prepare(cfg: RunConfig) -> AVContext:
+    """Plan the streamed training windows (hop = half a window), read the mel-statistics sample and the
+    held-out windows (the last ``holdout_seconds`` of every file, consecutive windows)."""
+    c = resolve_av_config(cfg.preset)
+    train = window_config(cfg, stride_frames=max(1, c.frames // 2))
+    stat = sample_windows(cfg.data, train, count=MEL_STAT_WINDOWS, seed=cfg.seed)
+    held = heldout_windows(cfg.data, window_config(cfg), holdout_seconds=cfg.holdout_seconds)
+    held_w = evenly([s.clip() for s in held], cfg.eval_windows)
+    _, _, tm = window_tensors([s.clip() for s in stat], c.num_samples)
     hv, _, hm = window_tensors(held_w, c.num_samples)
     backbone = None
     if cfg.perceptual:
         from avtok.tokenizer.perceptual import InceptionFeatureMaps
 
         backbone = InceptionFeatureMaps()
-    return AVContext(train_video=tv, train_wave=tw, train_mel=tm, held_out=held_w, held_video=hv,
-                     held_mel=hm, backbone=backbone, teacher=load_align_teacher(cfg.align_teacher),
-                     held_clips=held_clips)
+    return AVContext(train_mel=tm, held_out=held_w, held_video=hv, held_mel=hm, window=train,
+                     backbone=backbone, teacher=load_align_teacher(cfg.align_teacher),
+                     held_clips=join_windows(held) if cfg.holdout_seconds > 0 else [])
 
 
 def load_align_teacher(path: str | Path | None) -> nn.Module | None:
@@ -216,11 +213,18 @@ def hooks(cfg: RunConfig, ctx: AVContext, model: AVTokenizer, stage: Stage) -> S
         if model.align_head is None:
             raise ValueError(f"--align-teacher: preset {cfg.preset!r} has no alignment head (align_dim=None)")
         model.align_head.requires_grad_(True)
-    mel = model.normalize_mel(ctx.train_mel)
-    items = [{"video": v, "mel": m, "wave": w} for v, m, w in zip(ctx.train_video, mel, ctx.train_wave,
-                                                                   strict=True)]
+    num_samples = model.config.num_samples
+
+    def to_batch(windows: WindowBatch) -> dict[str, Tensor]:  # per-window tensors, computed per batch
+        video, wave, mel = window_tensors(windows.clips(), num_samples)
+        with torch.no_grad():
+            mel = model.normalize_mel(mel.to(model.to_latent.weight.device)).cpu()
+        return {"video": video, "mel": mel, "wave": wave}
+
+    stream = WindowStream(cfg.data, ctx.window, batch_size=cfg.batch_size, seed=cfg.seed,
+                          readers=cfg.data_readers, transform=to_batch)
     task = next(iter(stage.tasks))
-    data = RoundRobinTasks({task: batch_loader(items, batch_size=cfg.batch_size, seed=cfg.seed)}, {task: 1})
+    data = RoundRobinTasks({task: stream}, {task: 1})
     held_mel = model.normalize_mel(ctx.held_mel)
     with_audio = "av" in stage.tasks
 
@@ -251,7 +255,8 @@ def hooks(cfg: RunConfig, ctx: AVContext, model: AVTokenizer, stage: Stage) -> S
         ]
 
     step = functools.partial(_step, losses=_losses(cfg, ctx, model, stage))
-    return StageHooks(data=data, step_fn=step, evaluate=evaluate, artifacts=artifacts, grad_accum=data.cycle)
+    return StageHooks(data=data, step_fn=step, evaluate=evaluate, artifacts=artifacts, grad_accum=data.cycle,
+                      data_stats=stream.stats)
 
 
 def heldout_report(

@@ -27,23 +27,38 @@ class PosteriorOutput:
 
 
 class LatentHead(nn.Module):
-    """``Linear(dim, 2·C)`` → (mean, logvar); FSQ on the mean when ``fsq`` is given."""
+    """``Linear(dim, 2·C)`` → (mean, logvar); FSQ on the mean when ``fsq`` is given.
 
-    def __init__(self, dim: int, latent_dim: int, *, fsq: FSQ | None = None) -> None:
+    ``bias`` / ``clamp_logvar``: the released AToken models have neither (their logvar is used as is).
+    """
+
+    def __init__(self, dim: int, latent_dim: int, *, fsq: FSQ | None = None, bias: bool = True,
+                 clamp_logvar: bool = True) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.proj = nn.Linear(dim, 2 * latent_dim)
+        self.proj = nn.Linear(dim, 2 * latent_dim, bias=bias)
         self.fsq = fsq
+        self.clamp_logvar = clamp_logvar
 
-    def forward(self, h: Tensor, *, sample: bool = False) -> PosteriorOutput:
+    def forward(self, h: Tensor, *, sample: bool = False, noise: Tensor | None = None) -> PosteriorOutput:
+        """``sample``: ``mean + exp(logvar / 2) * noise`` with ``noise`` (default: ``randn_like(mean)``, the
+        global RNG, as AToken draws it); otherwise the mean. FSQ always quantizes the mean."""
         with torch.autocast(h.device.type, enabled=False):  # the latent space stays fp32
             moments = self.proj(h.float())  # (..., 2C)
         mean, logvar = moments.chunk(2, dim=-1)
-        logvar = logvar.clamp(*_LOGVAR_RANGE)
+        if self.clamp_logvar:
+            logvar = logvar.clamp(*_LOGVAR_RANGE)
         if self.fsq is not None:
             q = self.fsq(mean)
             return PosteriorOutput(latents=q.codes, mean=mean, logvar=logvar, indices=q.indices)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
+        if not sample:
+            return PosteriorOutput(latents=mean, mean=mean, logvar=logvar, indices=None)
+        if noise is None:
+            noise = torch.randn_like(mean)
+        elif noise.shape != mean.shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}, the posterior {tuple(mean.shape)}; "
+                             "pass one N(0, 1) value per token and latent channel")
+        z = mean + torch.exp(0.5 * logvar) * noise.to(mean)
         return PosteriorOutput(latents=z, mean=mean, logvar=logvar, indices=None)
 
     def codes_from_indices(self, indices: Tensor) -> Tensor:

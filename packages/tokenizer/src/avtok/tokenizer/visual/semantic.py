@@ -27,15 +27,16 @@ def _sample_mask(cu_seqlens: Tensor, total: int) -> Tensor:
 class AttentionPool(nn.Module):
     """Multi-head attention pooling with one learned probe: ``(ΣL, D) -> (N, D)``."""
 
-    def __init__(self, dim: int, heads: int, mlp_hidden: int, *, eps: float = 1e-6) -> None:
+    def __init__(self, dim: int, heads: int, mlp_hidden: int, *, eps: float = 1e-6,
+                 bias: bool = True) -> None:
         super().__init__()
         self.heads = heads
         self.probe = nn.Parameter(torch.randn(1, dim) * dim**-0.5)
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.out = nn.Linear(dim, dim)
+        self.q = nn.Linear(dim, dim, bias=bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=bias)  # fused [k | v]
+        self.out = nn.Linear(dim, dim, bias=bias)
         self.norm = nn.LayerNorm(dim, eps=eps)
-        self.mlp = MLP(dim, mlp_hidden)
+        self.mlp = MLP(dim, mlp_hidden, bias=bias)
 
     def forward(self, h: Tensor, cu_seqlens: Tensor) -> Tensor:
         n = cu_seqlens.numel() - 1
@@ -48,12 +49,21 @@ class AttentionPool(nn.Module):
 
 
 class SemanticHead(nn.Module):
-    """Attention pooling then ``Linear(dim, out_dim)``: ``(ΣL, D) -> (N, out_dim)``."""
+    """Attention pooling then ``Linear(dim, out_dim)``: ``(ΣL, D) -> (N, out_dim)``.
 
-    def __init__(self, dim: int, heads: int, mlp_hidden: int, out_dim: int) -> None:
+    ``proj=False`` keeps the pooled feature (``out_dim`` = dim; AToken's ``image_feat``); ``normalize``
+    L2-normalises the result (AToken's ``inference`` does).
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_hidden: int, out_dim: int, *, proj: bool = True,
+                 normalize: bool = False, bias: bool = True) -> None:
         super().__init__()
-        self.pool = AttentionPool(dim, heads, mlp_hidden)
-        self.proj = nn.Linear(dim, out_dim)
+        self.pool = AttentionPool(dim, heads, mlp_hidden, bias=bias)
+        self.proj = nn.Linear(dim, out_dim) if proj else None
+        self.normalize = normalize
 
     def forward(self, h: Tensor, cu_seqlens: Tensor) -> Tensor:
-        return self.proj(self.pool(h, cu_seqlens))
+        out = self.pool(h, cu_seqlens)
+        if self.proj is not None:
+            out = self.proj(out)
+        return nn.functional.normalize(out, dim=-1) if self.normalize else out

@@ -6,6 +6,8 @@ tile attends to itself and to the cached (already rotated) keys/values of the pr
 ``cache_tiles`` tiles. That is exactly full attention under a block-causal (banded) mask at tile
 granularity, but each tile's queries only touch a bounded window, so the cost grows linearly with the
 number of frames instead of quadratically, and memory holds one tile's activations plus the cache.
+With ``cache_tiles=0`` the tiles are independent chunks with t restarted at 0 (the released AToken
+inference path: 16-frame chunks); RoPE is relative, so the restart only changes rounding.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ def run_tiled_sample(net: Transformer, x: Tensor, coords: Tensor, *, tiling: Til
     out = torch.empty(x.shape[:-1] + (net.config.dim,), dtype=x.dtype, device=x.device)
     for tile in torch.unique(tiles, sorted=True).tolist():  # earlier tiles first: the cache is causal
         idx = (tiles == tile).nonzero().squeeze(1)  # (L_tile,)
-        h = net(x[idx][None], coords[idx], cache=cache)[0]  # (L_tile, D)
+        tile_coords = coords[idx]
+        if tiling.cache_tiles == 0:  # independent chunks (AToken's inference): t restarts at 0 in each
+            tile_coords = tile_coords - torch.tensor([tile * latent_frames, 0, 0, 0], device=coords.device)
+        h = net(x[idx][None], tile_coords, cache=cache)[0]  # (L_tile, D)
         out = out.to(h.dtype)  # autocast may change the dtype of the first tile
         out[idx] = h
     return out

@@ -157,3 +157,17 @@ def test_train_rejects_bad_inputs(tmp_path) -> None:
     )
     assert result.exit_code != 0
     assert "not a file, folder, manifest" in _flat(result.output)
+
+
+def test_loss_defaults_follow_the_device(capsys) -> None:
+    from avtok.tokenizer.cli_train import device_loss_defaults
+
+    assert device_loss_defaults("cuda", perceptual=None, mrstft=None) == (True, True)
+    assert capsys.readouterr().err == ""
+    assert device_loss_defaults("cpu", perceptual=None, mrstft=None) == (False, False)
+    note = capsys.readouterr().err
+    assert "off" in note and "--perceptual --mrstft" in note and note.count("\n") == 1
+    assert device_loss_defaults("cpu", perceptual=True, mrstft=None) == (True, False)
+    assert "--mrstft" in (note := capsys.readouterr().err) and "--perceptual" not in note
+    assert device_loss_defaults("cpu", perceptual=False, mrstft=True) == (False, True)
+    assert capsys.readouterr().err == ""  # both chosen explicitly: nothing to say

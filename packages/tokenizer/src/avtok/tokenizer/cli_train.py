@@ -119,9 +119,9 @@ def train_command(
 
     family, name = user_call(parse_preset, preset) if init is None else ("visual", "init")
     sched = schedule or ("vfal" if family == "av" else "atoken")
-    perceptual, mrstft = device_loss_defaults(device, perceptual=perceptual, mrstft=mrstft, family=family)
     try:
         check_data(data)
+        perceptual, mrstft = device_loss_defaults(device, perceptual=perceptual, mrstft=mrstft, family=family)
         cfg = RunConfig(
             family=family,
             preset=name,

@@ -4,6 +4,10 @@ Only entry points (CLI, trainers) talk to a tracker; library code returns data. 
 uses ``MlflowClient`` with an explicit run id (never MLflow's global "active run"), logs from rank 0
 only, and defaults to an embedded sqlite store in the working directory (``./mlflow.db``, artifacts
 in ``./mlartifacts``). Browse the same runs with ``mlflow ui --backend-store-uri sqlite:///mlflow.db``.
+
+Metrics go up in batches (``log_batch``); every run carries tags saying where it ran (:mod:`avtok.eval.run_tags`);
+:func:`tracked_run` ends it FINISHED / FAILED / KILLED as it really ended; :func:`tracker_for_folder` lets a
+resumed training continue its own MLflow run.
 """
 
 from __future__ import annotations

@@ -394,7 +394,7 @@ def demo(
     # once), a rerun after a finished job is a new run
     tracker: Tracker = (
         tracker_for_folder(cfg.cache_dir(), experiment=cfg.experiment, run_name=f"main-job-{cfg.preset}",
-                           resume=True, only_interrupted=True, device=cfg.device)
+                           resume=not cfg.fresh, only_interrupted=True, device=cfg.device)
         if track
         else NullTracker()
     )

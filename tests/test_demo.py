@@ -121,10 +121,10 @@ def test_main_job_trains_scores_logs_reports_and_reuses(demo, tmp_path: Path, on
     # both trained models are loadable folders recording their own package's version
     import json
 
-    import avtok.generator
-    import avtok.tokenizer
     from typer.testing import CliRunner
 
+    import avtok.generator
+    import avtok.tokenizer
     from avtok.tokenizer.cli import app as tokenizer_cli
     from avtok.train.pretrained import from_pretrained
 

@@ -9,10 +9,10 @@ import os
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,9 @@ ORDER = ["media-io", "kernels", "eval", "train", "tokenizer", "generator"]
 
 def _checker():
     """The generic import/declaration checker (packages/eval/tests/test_packaging.py), loaded by path."""
-    spec = importlib.util.spec_from_file_location("_avtok_packaging", ROOT / "packages/eval/tests/test_packaging.py")
+    spec = importlib.util.spec_from_file_location(
+        "_avtok_packaging", ROOT / "packages/eval/tests/test_packaging.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -36,7 +38,11 @@ def _project(name: str) -> dict:
 def _pins() -> dict[str, str]:
     """torch / torchaudio versions the workspace env (and so CI) installs."""
     deps = tomllib.loads((ROOT / "hatch.toml").read_text())["envs"]["default"]["dependencies"]
-    return {r.name: str(r.specifier).removeprefix("==") for r in map(Requirement, deps) if r.name.startswith("torch")}
+    return {
+        r.name: str(r.specifier).removeprefix("==")
+        for r in map(Requirement, deps)
+        if r.name.startswith("torch")
+    }
 
 
 def test_every_package_is_listed() -> None:
@@ -47,7 +53,9 @@ def test_every_package_is_listed() -> None:
 def test_declares_what_it_imports_and_imports_what_it_declares(name: str) -> None:
     undeclared, unused = _checker().check_declared_imports(ROOT / "packages" / name)
     assert not undeclared, f"packages/{name}: imported but not declared in pyproject.toml: {undeclared}"
-    assert not unused, f"packages/{name}: runtime dependencies never imported (drop or make an extra): {unused}"
+    assert not unused, (
+        f"packages/{name}: runtime dependencies never imported (drop or make an extra): {unused}"
+    )
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -56,7 +64,9 @@ def test_torch_is_bounded_to_the_release_ci_tests(name: str) -> None:
     for req in map(Requirement, _project(name)["dependencies"]):
         if req.name in pins:
             assert any(s.operator == "<" for s in req.specifier), f"packages/{name}: {req} has no upper bound"
-            assert req.specifier.contains(pins[req.name]), f"packages/{name}: {req} excludes CI's {pins[req.name]}"
+            assert req.specifier.contains(pins[req.name]), (
+                f"packages/{name}: {req} excludes CI's {pins[req.name]}"
+            )
 
 
 def test_extras_for_examples_and_flash_attention() -> None:
@@ -78,8 +88,12 @@ def test_hatch_test_matrix_takes_siblings_from_the_checkout(name: str) -> None:
     pinned = {d.name: str(d.specifier) for d in deps if d.name in _pins()}
     for k, v in _pins().items():  # torch + torchaudio only come as the matching pair CI tests
         assert pinned.get(k) == f"=={v}" or k not in declared, f"packages/{name}/hatch.toml: pin {k}=={v}"
-    siblings = {r.name for r in map(Requirement, _project(name)["dependencies"]) if r.name.startswith("avtok-")}
-    assert siblings <= local, f"packages/{name}/hatch.toml: siblings {siblings - local} would come from an index"
+    siblings = {
+        r.name for r in map(Requirement, _project(name)["dependencies"]) if r.name.startswith("avtok-")
+    }
+    assert siblings <= local, (
+        f"packages/{name}/hatch.toml: siblings {siblings - local} would come from an index"
+    )
 
 
 def _shadow_site(tmp: Path) -> Path:
@@ -101,14 +115,29 @@ def test_wheels_install_from_local_wheels_into_a_clean_venv(tmp_path: Path) -> N
     wheels = tmp_path / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     for name in ORDER:  # hatchling from the workspace env; --no-deps: only this package's wheel
-        subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-                        str(ROOT / "packages" / name)], check=True)
+        subprocess.run(
+            [
+                *pip,
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                str(wheels),
+                str(ROOT / "packages" / name),
+            ],
+            check=True,
+        )
     assert len(list(wheels.glob("avtok_*.whl"))) == len(ORDER)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
-    purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(purelib, "third_party.pth").write_text(str(_shadow_site(tmp_path)) + "\n")
     target = [*pip, "--python", str(py), "install", "--no-index", "--find-links", str(wheels)]
     for name in ORDER:  # each resolves alone: its siblings from the local wheels, nothing from an index
@@ -116,13 +145,20 @@ def test_wheels_install_from_local_wheels_into_a_clean_venv(tmp_path: Path) -> N
         assert done.returncode == 0, f"avtok-{name} does not install alone: {done.stderr[-2000:]}"
     subprocess.run([*target, "-q", "avtok-generator"], check=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AVTOK_FIXTURES")}
-    code = ("import avtok.media_io, avtok.kernels, avtok.eval, avtok.train, avtok.tokenizer, avtok.generator, "
-            "sys; print(avtok.generator.__file__)")
+    code = (
+        "import avtok.media_io, avtok.kernels, avtok.eval, avtok.train, avtok.tokenizer, avtok.generator, "
+        "sys; print(avtok.generator.__file__)"
+    )
     where = subprocess.run([py, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert where.returncode == 0, where.stderr[-2000:]
     assert where.stdout.strip().startswith(purelib), where.stdout  # the installed wheel, not the checkout
-    for command, word in (("avtok", "demo"), ("avtok-tokenizer", "train"), ("avtok-generator", "sample"),
-                          ("avtok-eval", "recon")):
-        shown = subprocess.run([venv / "bin" / command, "--help"], capture_output=True, text=True, env=env,
-                               cwd=tmp_path)
+    for command, word in (
+        ("avtok", "demo"),
+        ("avtok-tokenizer", "train"),
+        ("avtok-generator", "sample"),
+        ("avtok-eval", "recon"),
+    ):
+        shown = subprocess.run(
+            [venv / "bin" / command, "--help"], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
         assert shown.returncode == 0 and word in shown.stdout, (command, shown.stderr[-2000:])

@@ -9,8 +9,9 @@ import functools
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 PACKAGE = Path(__file__).resolve().parents[1]  # packages/eval
 

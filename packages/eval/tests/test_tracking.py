@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import avtok.eval
-
 from avtok.eval.artifacts import frame_strip_png, log_report, short_mp4, spectrogram_png
 from avtok.eval.tracking import MlflowTracker, NullTracker, PrefixedTracker, Tracker, compare_runs
 
@@ -45,7 +44,8 @@ def test_mlflow_tracker_round_trip(uri, tmp_path, concert_clips):
     assert run.info.status == "FINISHED" and run.info.run_name == "first"
     assert run.data.params == {"model": "quant16", "size": "72"}
     tags = run.data.tags
-    assert tags["avtok.version.avtok-eval"] == avtok.eval.__version__ and tags["avtok.torch"] == torch.__version__
+    assert tags["avtok.version.avtok-eval"] == avtok.eval.__version__
+    assert tags["avtok.torch"] == torch.__version__
     assert tags["avtok.device"] in ("cpu", "cuda") and tags["avtok.cuda"] == (torch.version.cuda or "none")
     assert "avtok.command" in tags
     m = run.data.metrics
@@ -166,7 +166,8 @@ def test_git_tags_of_a_checkout(tmp_path):
     subprocess.run([*git, "add", "mod.py"], check=True)
     subprocess.run([*git, "commit", "-qm", "x"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert git_state(src) == {"mlflow.source.git.commit": head, "avtok.git_commit": head, "avtok.git_dirty": "false"}
+    want = {"mlflow.source.git.commit": head, "avtok.git_commit": head, "avtok.git_dirty": "false"}
+    assert git_state(src) == want
     src.write_text("x = 2\n")
     assert git_state(src)["avtok.git_dirty"] == "true"
 
@@ -235,7 +236,8 @@ def test_resumed_folder_continues_one_run_and_marks_the_killed_attempt(uri, tmp_
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["avtok.attempts"] == "2"
     assert run.data.params["max_steps"] == "10" and run.data.tags["avtok.param.max_steps.attempt2"] == "20"
-    assert [(m.step, m.value) for m in client.get_metric_history(first.run_id, "loss")] == [(1, 1.0), (2, 0.5)]
+    curve = client.get_metric_history(first.run_id, "loss")
+    assert [(m.step, m.value) for m in curve] == [(1, 1.0), (2, 0.5)]
 
     # without resume: a new run; a remembered run left RUNNING is marked KILLED
     dangling = tracker_for_folder(folder, experiment="resume", tracking_uri=uri, resume=True)
@@ -244,6 +246,7 @@ def test_resumed_folder_continues_one_run_and_marks_the_killed_attempt(uri, tmp_
     assert client.get_run(first.run_id).info.status == "KILLED"
     fresh.close()
     # only_interrupted (the main job): a finished run is not continued
-    again = tracker_for_folder(folder, experiment="resume", tracking_uri=uri, resume=True, only_interrupted=True)
+    again = tracker_for_folder(folder, experiment="resume", tracking_uri=uri, resume=True,
+                               only_interrupted=True)
     assert again.run_id != fresh.run_id
     again.close()

@@ -32,8 +32,14 @@ LINK = re.compile(r'(?:src|poster|href)="(?!data:)([^"]+)"')
 def _noisy(clip: AVClip, seed: int) -> AVClip:
     g = torch.Generator().manual_seed(seed)
     video = clip.video_float() + 0.1 * torch.randn(clip.video.shape, generator=g)
-    return AVClip.from_float(video=video, audio=clip.audio * 0.3, fps=clip.fps, sample_rate=clip.sample_rate,
-                             start=clip.start, source=clip.source)
+    return AVClip.from_float(
+        video=video,
+        audio=clip.audio * 0.3,
+        fps=clip.fps,
+        sample_rate=clip.sample_rate,
+        start=clip.start,
+        source=clip.source,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +52,22 @@ def report(tmp_path_factory) -> Path:
     out = root / "out"
     out.mkdir()
     outputs = {"avtok-av": {id(clip): rec}, "ceiling:hifigan(true mel)": {id(clip): clip}}
-    recon = pl.DataFrame({"model": ["avtok-av", "baseline:identity", "baseline:mean_frame+silence"],
-                          "clips": [1, 1, 1], "psnr": [18.5, float("inf"), 12.0], "ssim": [0.5, 1.0, 0.2]})
-    generation = pl.DataFrame({"model": ["t2av", "a2v (held-out audio)", "ceiling:latent round trip",
-                                         "real held-out clips"], "clips": [1, 1, 1, 1],
-                               "frame_fid": [90.0, 80.0, 20.0, 0.0], "fad": [3.0, 1.0, 1.0, None]})
+    recon = pl.DataFrame(
+        {
+            "model": ["avtok-av", "baseline:identity", "baseline:mean_frame+silence"],
+            "clips": [1, 1, 1],
+            "psnr": [18.5, float("inf"), 12.0],
+            "ssim": [0.5, 1.0, 0.2],
+        }
+    )
+    generation = pl.DataFrame(
+        {
+            "model": ["t2av", "a2v (held-out audio)", "ceiling:latent round trip", "real held-out clips"],
+            "clips": [1, 1, 1, 1],
+            "frame_fid": [90.0, 80.0, 20.0, 0.0],
+            "fad": [3.0, 1.0, 1.0, None],
+        }
+    )
     write_report(
         out, title="avtok — test", intro=f"Data {clip.source}, prompt {PROMPT}", facts={"prompt": PROMPT},
         recon=recon, recon_sections=tokenizer_sections(out, [clip], outputs, (clip, rec)),
@@ -74,8 +91,13 @@ def test_user_text_is_escaped_and_links_stay_in_the_folder(report: Path) -> None
     assert 'width="192" height="192"' in page and "shown ×6 with nearest-neighbour upscaling" in page
     assert page.count('class="nearest"') == page.count("<video") + page.count('<img class="nearest"')
     # every reference row is explained; the a2v FAD caveat is stated; identity PSNR is ∞
-    for row in ("baseline:identity", "baseline:mean_frame+silence", "ceiling:latent round trip",
-                "a2v (held-out audio)", "real held-out clips"):
+    for row in (
+        "baseline:identity",
+        "baseline:mean_frame+silence",
+        "ceiling:latent round trip",
+        "a2v (held-out audio)",
+        "real held-out clips",
+    ):
         assert f"<dt>{row}</dt>" in page, row
     assert "its FAD equals the ceiling&#39;s by construction" in page and "<td>∞</td>" in page
 
@@ -114,8 +136,22 @@ def served(report: Path, tmp_path_factory):
     log_html_folder(tracker, report.parent, page="report.html", artifact_path="report")
     tracker.close()
     port = _free_port()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", uri, "--artifacts-destination", str(root / "mlartifacts"), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        uri,
+        "--artifacts-destination",
+        str(root / "mlartifacts"),
+        "--workers",
+        "1",
+    ]
     log = open(root / "server.log", "w")  # noqa: SIM115 - a file, not a pipe nobody drains
     proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = f"http://127.0.0.1:{port}"
@@ -140,7 +176,9 @@ def test_logged_report_links_work_through_mlflow_server(served, report: Path) ->
     assert page.replace(f'\n<base href="{base}">', "", 1) == report.read_text(encoding="utf-8")
     assert server + base + "report.html" == url
     for link in sorted(set(LINK.findall(page)) - {base}):
-        with urllib.request.urlopen(urllib.parse.urljoin(server + base, urllib.parse.quote(link)), timeout=30) as r:
+        with urllib.request.urlopen(
+            urllib.parse.urljoin(server + base, urllib.parse.quote(link)), timeout=30
+        ) as r:
             assert r.status == 200 and r.read() == (report.parent / link).read_bytes(), link
 
 
@@ -149,7 +187,10 @@ def _browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        return None, "needs playwright (pip install 'avtok-generator[test]') and Chromium (apt-get install chromium)"
+        return (
+            None,
+            "needs playwright (pip install 'avtok-generator[test]') and Chromium (apt-get install chromium)",
+        )
     exe = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     return (sync_playwright, exe), None
 
@@ -193,8 +234,12 @@ def test_headless_chromium_loads_every_medium_without_errors(served, report: Pat
     server, url = served
     with urllib.request.urlopen(url, timeout=30) as r:
         logged = r.read().decode("utf-8")
-    local = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port := _free_port())],
-                             cwd=report.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    local = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port := _free_port())],
+        cwd=report.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     problems: list[str] = []
     try:
         _wait(f"http://127.0.0.1:{port}/report.html", local)
@@ -202,13 +247,17 @@ def test_headless_chromium_loads_every_medium_without_errors(served, report: Pat
             try:
                 browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
             except Exception as err:  # noqa: BLE001 - no browser binary: say which and how to get one
-                pytest.skip(f"no headless Chromium ({str(err).splitlines()[0]}); apt-get install chromium "
-                            "or playwright install chromium")
+                pytest.skip(
+                    f"no headless Chromium ({str(err).splitlines()[0]}); apt-get install chromium "
+                    "or playwright install chromium"
+                )
             page = browser.new_page()
             page.on("console", lambda m: _console(m, problems))
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
-            page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else 0)
+            page.on(
+                "response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else 0
+            )
             page.goto(f"http://127.0.0.1:{port}/report.html", wait_until="load")
             assert page.title() == "avtok — test"  # the prompt's <script> did not run
             assert "<script>document.title" in page.inner_text("body")  # it is shown as text

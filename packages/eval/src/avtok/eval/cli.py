@@ -75,7 +75,6 @@ def recon(
     from avtok.eval.artifacts import log_report, write_table
     from avtok.eval.folders import FolderReconstructor, iter_clips
     from avtok.eval.reconstruction import ReconstructionConfig, evaluate_reconstruction
-
     from avtok.eval.tracking import tracked_run
 
     if not segment_mb > 0:
@@ -145,7 +144,6 @@ def gen(
     from avtok.eval.artifacts import log_report, write_table
     from avtok.eval.folders import iter_clips
     from avtok.eval.generation import GenerationConfig, evaluate_generation
-
     from avtok.eval.tracking import tracked_run
 
     kw = _read_kwargs(fps, size, sample_rate, duration)

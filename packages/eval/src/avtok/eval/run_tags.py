@@ -16,14 +16,20 @@ from pathlib import Path
 __all__ = ["AVTOK_DISTRIBUTIONS", "run_tags", "git_state", "package_versions", "machine_tags"]
 
 AVTOK_DISTRIBUTIONS = (
-    "avtok-media-io", "avtok-kernels", "avtok-eval", "avtok-train", "avtok-tokenizer", "avtok-generator",
+    "avtok-media-io",
+    "avtok-kernels",
+    "avtok-eval",
+    "avtok-train",
+    "avtok-tokenizer",
+    "avtok-generator",
 )
 
 
 def _git(source: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", str(source.parent), *args], capture_output=True, text=True,
-                              timeout=10, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(source.parent), *args], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -39,8 +45,11 @@ def git_state(source: Path | None = None) -> dict[str, str]:
     if commit is None:
         return {}
     dirty = _git(source, "status", "--porcelain", "--untracked-files=no")
-    return {"mlflow.source.git.commit": commit, "avtok.git_commit": commit,
-            "avtok.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower()}
+    return {
+        "mlflow.source.git.commit": commit,
+        "avtok.git_commit": commit,
+        "avtok.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower(),
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -59,8 +68,12 @@ def machine_tags(device: str | None = None) -> dict[str, str]:
     import torch
 
     cuda = torch.version.cuda or "none"
-    tags = {"avtok.torch": torch.__version__, "avtok.cuda": cuda, "avtok.python": platform.python_version(),
-            "avtok.platform": platform.platform(terse=True)}
+    tags = {
+        "avtok.torch": torch.__version__,
+        "avtok.cuda": cuda,
+        "avtok.python": platform.python_version(),
+        "avtok.platform": platform.platform(terse=True),
+    }
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tags["avtok.device"] = device
     if device.startswith("cuda") and torch.cuda.is_available():

@@ -5,7 +5,8 @@ uses ``MlflowClient`` with an explicit run id (never MLflow's global "active run
 only, and defaults to an embedded sqlite store in the working directory (``./mlflow.db``, artifacts
 in ``./mlartifacts``). Browse the same runs with ``mlflow ui --backend-store-uri sqlite:///mlflow.db``.
 
-Metrics go up in batches (``log_batch``); every run carries tags saying where it ran (:mod:`avtok.eval.run_tags`);
+Metrics go up in batches (``log_batch``); every run carries tags saying where it ran
+(:mod:`avtok.eval.run_tags`);
 :func:`tracked_run` ends it FINISHED / FAILED / KILLED as it really ended; :func:`tracker_for_folder` lets a
 resumed training continue its own MLflow run.
 """
@@ -21,9 +22,9 @@ import threading
 import time
 from collections.abc import Mapping
 from contextlib import contextmanager
-from urllib.parse import urlparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlparse
 
 if TYPE_CHECKING:  # polars only builds the result tables (imported there)
     import polars as pl

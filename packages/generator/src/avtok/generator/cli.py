@@ -129,9 +129,10 @@ def train(
     tracker = tracker_for_folder(output, experiment="avtok-generator", run_name=f"train-{preset}") if mlflow \
         else NullTracker()
     with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
-        _train(output=output, sources=sources, prompt=prompt, windows=windows, preset=preset, steps=steps, lr=lr,
-               batch_size=batch_size, freeze_mode=freeze_mode, independent_t=independent_t, task_probs=task_probs,
-               audio_rope_scale=audio_rope_scale, seconds=seconds, tokenizer=tokenizer, seed=seed, tracker=tracker)
+        _train(output=output, sources=sources, prompt=prompt, windows=windows, preset=preset, steps=steps,
+               lr=lr, batch_size=batch_size, freeze_mode=freeze_mode, independent_t=independent_t,
+               task_probs=task_probs, audio_rope_scale=audio_rope_scale, seconds=seconds, tokenizer=tokenizer,
+               seed=seed, tracker=tracker)
 
 
 def _train(*, output: Path, sources, prompt: str, windows: int, preset: str, steps: int, lr: float,

@@ -76,14 +76,15 @@ def train_command(
     perceptual: Annotated[
         bool | None,
         typer.Option("--perceptual/--no-perceptual",
-                     help="Inception perceptual + Gram terms on images / one frame per AV window (default: on "
-                          "for cuda, off on CPU, where they cost 27x / 80x an L1 step for small / tiny AV)"),
+                     help="Inception perceptual + Gram terms on images / one frame per AV window "
+                          "(default: on for cuda, off on CPU, where they cost 27x / 80x an L1 step for "
+                          "small / tiny AV)"),
     ] = None,
     mrstft: Annotated[
         bool | None,
         typer.Option("--mrstft/--no-mrstft",
-                     help="AV: multi-resolution STFT through the frozen HiFi-GAN (default: on for cuda, off on "
-                          "CPU, where mel L1 alone is ~50x faster)"),
+                     help="AV: multi-resolution STFT through the frozen HiFi-GAN (default: on for cuda, "
+                          "off on CPU, where mel L1 alone is ~50x faster)"),
     ] = None,
     ar_prior_weight: Annotated[
         float, typer.Option(help="AV: AR-prior cross-entropy weight (0 = off; LARP's 0.06 cost tiny 1.1 dB)")

@@ -43,13 +43,11 @@ from rich.table import Table
 
 from avtok.eval.artifacts import log_html_folder
 from avtok.eval.tracking import NullTracker, PrefixedTracker, Tracker, tracked_run, tracker_for_folder
-from avtok.generator.job import generator_stage
-from avtok.generator.job import tokenizer_stage
+from avtok.generator.job import generator_stage, tokenizer_stage
 from avtok.generator.job.config import PRESETS, DemoConfig
 from avtok.generator.job.report import generator_sections, tokenizer_sections, write_report
 from avtok.generator.ovi.latents import PooledAVLatents
 from avtok.tokenizer.recipes import RunConfig
-
 
 # serves the runs and, by path, their artifacts (so the logged report's relative links work)
 SERVE_MLFLOW = "mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts --workers 1"

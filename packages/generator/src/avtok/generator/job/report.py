@@ -20,15 +20,45 @@ from PIL import Image
 from avtok.eval.artifacts import frame_strip_png, spectrogram_png
 from avtok.media_io import AVClip, write_clip
 
-__all__ = ["Media", "Section", "MetricTable", "tokenizer_sections", "generator_sections", "write_report",
-           "metric_table", "ROW_MEANINGS", "RECON_COLUMNS", "GEN_COLUMNS"]
+__all__ = [
+    "Media",
+    "Section",
+    "MetricTable",
+    "tokenizer_sections",
+    "generator_sections",
+    "write_report",
+    "metric_table",
+    "ROW_MEANINGS",
+    "RECON_COLUMNS",
+    "GEN_COLUMNS",
+]
 
-RECON_COLUMNS = ("model", "clips", "psnr", "ssim", "frame_fid", "si_sdr", "mrstft", "mel_l1", "fad",
-                 "codebook_usage", "codebook_perplexity", "clips_per_s")
+RECON_COLUMNS = (
+    "model",
+    "clips",
+    "psnr",
+    "ssim",
+    "frame_fid",
+    "si_sdr",
+    "mrstft",
+    "mel_l1",
+    "fad",
+    "codebook_usage",
+    "codebook_perplexity",
+    "clips_per_s",
+)
 GEN_COLUMNS = ("model", "clips", "frame_fid", "fad", "av_onset_align", "av_loudness_motion")
-BETTER = {"psnr": "↑", "ssim": "↑", "si_sdr": "↑", "frame_fid": "↓", "fad": "↓", "mrstft": "↓", "mel_l1": "↓",
-          "av_onset_align": "↑ (real clips' value is the target)",
-          "av_loudness_motion": "↑ (real clips' value is the target)"}
+BETTER = {
+    "psnr": "↑",
+    "ssim": "↑",
+    "si_sdr": "↑",
+    "frame_fid": "↓",
+    "fad": "↓",
+    "mrstft": "↓",
+    "mel_l1": "↓",
+    "av_onset_align": "↑ (real clips' value is the target)",
+    "av_loudness_motion": "↑ (real clips' value is the target)",
+}
 # What each reference row of a table means (shown under every table that has the row).
 ROW_MEANINGS = {
     "baseline:identity": "ceiling: the input itself (PSNR ∞, SSIM 1); checks the metrics, not a model",
@@ -37,15 +67,16 @@ ROW_MEANINGS = {
     "baseline:repeat_first_frame+silence": "floor: the first frame held for the whole window, silent audio",
     "ceiling:h264+aac": "media ceiling: an h264 + AAC round trip of the input (what a standard lossy codec "
     "keeps)",
-    "ceiling:hifigan(true mel)": "audio ceiling: HiFi-GAN on the input's true log-mel, video untouched; bounds "
-    "the tokenizer's audio, which is decoded by the same vocoder",
+    "ceiling:hifigan(true mel)": "audio ceiling: HiFi-GAN on the input's true log-mel, video untouched; "
+    "bounds the tokenizer's audio, which is decoded by the same vocoder",
     "floor:untrained t2av": "floor: the same twin DiT with untrained weights, same prompt and seeds",
     "ceiling:latent round trip": "ceiling: the held-out clips encoded and decoded by the generator's latent "
     "codec (what a perfect generator could reach)",
     "a2v (held-out audio)": "a2v keeps the given held-out audio latents, so its audio IS the latent round "
-    "trip's: its FAD equals the ceiling's by construction and says nothing about the generator (judge a2v by "
-    "its video columns and its sync)",
-    "real held-out clips": "the references themselves: frame FID 0 by definition; their AV sync is the target",
+    "trip's: its FAD equals the ceiling's by construction and says nothing about the generator (judge a2v "
+    "by its video columns and its sync)",
+    "real held-out clips": "the references themselves: frame FID 0 by definition; their AV sync is the "
+    "target",
 }
 SCALE_TARGET = 192  # px: tiny clips are shown at the largest integer factor up to about this height
 
@@ -105,8 +136,16 @@ def metric_table(df: pl.DataFrame, columns: tuple[str, ...], *, title: str, note
 def _strip(path: Path, clip: AVClip, caption: str) -> Media:
     w, h = Image.open(path).size
     k = _scale(clip.height)
-    return Media(kind="img", src=path.name, caption=caption, frame_width=clip.width, frame_height=clip.height,
-                 scale=k, display_width=w * k, display_height=h * k)
+    return Media(
+        kind="img",
+        src=path.name,
+        caption=caption,
+        frame_width=clip.width,
+        frame_height=clip.height,
+        scale=k,
+        display_width=w * k,
+        display_height=h * k,
+    )
 
 
 def _spectrogram(path: Path, audios: list[tuple[str, AVClip]], caption: str) -> Media:
@@ -119,24 +158,39 @@ def _video(out: Path, stem: str, clip: AVClip, caption: str) -> Media:
     Image.fromarray(clip.video[0].numpy()).save(out / f"{stem}_poster.png")
     write_clip(out / f"{stem}.mp4", clip)
     k = _scale(clip.height)
-    return Media(kind="video", src=f"{stem}.mp4", poster=f"{stem}_poster.png", caption=caption,
-                 frame_width=clip.width, frame_height=clip.height, scale=k, display_width=clip.width * k,
-                 display_height=clip.height * k)
+    return Media(
+        kind="video",
+        src=f"{stem}.mp4",
+        poster=f"{stem}_poster.png",
+        caption=caption,
+        frame_width=clip.width,
+        frame_height=clip.height,
+        scale=k,
+        display_width=clip.width * k,
+        display_height=clip.height * k,
+    )
 
 
 def _audio(out: Path, stem: str, clip: AVClip, caption: str) -> Media:
     return Media(kind="audio", src=write_clip(out / f"{stem}.mp4", clip).name, caption=caption)
 
 
-def tokenizer_sections(out: Path, clips: list[AVClip], outputs: dict[str, dict[int, AVClip]],
-                       stretch: tuple[AVClip, AVClip] | None, *, windows: int = 3) -> list[Section]:
+def tokenizer_sections(
+    out: Path,
+    clips: list[AVClip],
+    outputs: dict[str, dict[int, AVClip]],
+    stretch: tuple[AVClip, AVClip] | None,
+    *,
+    windows: int = 3,
+) -> list[Section]:
     """Players for a consecutive held-out stretch, then strips + spectrograms of a few scored windows."""
     sections = []
     if stretch is not None:
         ref, rec = stretch
         strip = frame_strip_png(ref, rec, out / "tok_stretch_frames.png", num_frames=12)
         sections.append(Section(
-            title=f"Held-out stretch, {ref.duration:.2f} s from {ref.start:.2f} s (reconstructed window by window)",
+            title=f"Held-out stretch, {ref.duration:.2f} s from {ref.start:.2f} s "
+                  "(reconstructed window by window)",
             figures=[_strip(strip, ref, "top: held-out input frames; bottom: AV tokenizer reconstruction"),
                      _spectrogram(out / "tok_stretch_mel.png", [("input", ref), ("AV tokenizer", rec)],
                                   "log-mel, one dB scale: input (top) / tokenizer (bottom)")],
@@ -159,7 +213,8 @@ def tokenizer_sections(out: Path, clips: list[AVClip], outputs: dict[str, dict[i
                      _spectrogram(out / f"{tag}_mel.png", audios,
                                   "log-mel, one dB scale: " + " / ".join(n for n, _ in audios))],
             players=[_audio(out, f"{tag}_{stem}", c, name)
-                     for (name, c), stem in zip(audios, ("input", "tokenizer", "hifigan"))],
+                     for (name, c), stem in zip(audios, ("input", "tokenizer", "hifigan")[: len(audios)],
+                                                strict=True)],
         ))  # fmt: skip
     return sections
 
@@ -168,8 +223,9 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
 
-def generator_sections(out: Path, refs: list[AVClip], clips: dict[str, list[AVClip]], *,
-                       shown: int = 2) -> list[Section]:
+def generator_sections(
+    out: Path, refs: list[AVClip], clips: dict[str, list[AVClip]], *, shown: int = 2
+) -> list[Section]:
     """Per shown sample: frame strips of each generated set under the real clip, one spectrogram figure of
     all of them on one dB scale, and players."""
     sections = []
@@ -183,40 +239,69 @@ def generator_sections(out: Path, refs: list[AVClip], clips: dict[str, list[AVCl
             paired = "" if "a2v" in name else " (unpaired)"
             figures.append(_strip(strip, ref, f"top: real held-out clip{paired}; bottom: {name}"))
         audios = [("real", ref)] + [(n, g[i]) for n, g in clips.items() if i < len(g)]
-        figures.append(_spectrogram(out / f"{tag}_mel.png", audios,
-                                    "log-mel, one dB scale, top to bottom: " + " / ".join(n for n, _ in audios)))
+        figures.append(
+            _spectrogram(
+                out / f"{tag}_mel.png",
+                audios,
+                "log-mel, one dB scale, top to bottom: " + " / ".join(n for n, _ in audios),
+            )
+        )
         players = [_video(out, f"{tag}_real", ref, "real held-out clip")]
         players += [_video(out, f"{tag}_{_slug(n)}", g[i], n) for n, g in clips.items() if i < len(g)]
-        sections.append(Section(title=f"Sample {i} (reference @ {ref.start:.2f} s)", figures=figures,
-                                players=players))
+        sections.append(
+            Section(title=f"Sample {i} (reference @ {ref.start:.2f} s)", figures=figures, players=players)
+        )
     return sections
 
 
-RECON_NOTE = ("avtok-eval on held-out windows never seen in training, next to the trivial baselines and the "
-              "media ceilings listed under the table. Frame FID and FAD on this few frames are small-sample "
-              "estimates: compare rows, not papers.")
-RECON_CLIP_NOTE = ("The whole held-out tail as one clip, reconstructed window by window: here the baselines see "
-                   "the whole tail (its mean frame, its first frame), not each window's own frames as above.")
-GEN_NOTE = ("Set metrics of each generated set against the real held-out clips (frame FID, FAD) and the "
-            "per-clip onset-alignment sync score; the reference rows are explained under the table.")
+RECON_NOTE = (
+    "avtok-eval on held-out windows never seen in training, next to the trivial baselines and the "
+    "media ceilings listed under the table. Frame FID and FAD on this few frames are small-sample "
+    "estimates: compare rows, not papers."
+)
+RECON_CLIP_NOTE = (
+    "The whole held-out tail as one clip, reconstructed window by window: here the baselines see "
+    "the whole tail (its mean frame, its first frame), not each window's own frames as above."
+)
+GEN_NOTE = (
+    "Set metrics of each generated set against the real held-out clips (frame FID, FAD) and the "
+    "per-clip onset-alignment sync score; the reference rows are explained under the table."
+)
 
 
 def _environment() -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(Path(__file__).parent))
-    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
 
 
-def write_report(out: Path, *, title: str, intro: str, facts: dict[str, str], recon: pl.DataFrame,
-                 recon_sections: list[Section], recon_clip: pl.DataFrame | None = None,
-                 generation: pl.DataFrame, gen_sections: list[Section], notes: list[str]) -> Path:
+def write_report(
+    out: Path,
+    *,
+    title: str,
+    intro: str,
+    facts: dict[str, str],
+    recon: pl.DataFrame,
+    recon_sections: list[Section],
+    recon_clip: pl.DataFrame | None = None,
+    generation: pl.DataFrame,
+    gen_sections: list[Section],
+    notes: list[str],
+) -> Path:
     """Render ``report.html`` in ``out`` (every argument is text: markup in it is shown, not run)."""
-    recon_tables = [metric_table(recon, RECON_COLUMNS, title="Held-out windows (mean over windows)",
-                                 note=RECON_NOTE)]
+    recon_tables = [
+        metric_table(recon, RECON_COLUMNS, title="Held-out windows (mean over windows)", note=RECON_NOTE)
+    ]
     if recon_clip is not None:
-        recon_tables.append(metric_table(recon_clip, RECON_COLUMNS, title="The whole held-out tail as one clip",
-                                         note=RECON_CLIP_NOTE))
-    gen_tables = [metric_table(generation, GEN_COLUMNS, title="Generated sets vs held-out clips", note=GEN_NOTE)]
+        recon_tables.append(
+            metric_table(
+                recon_clip, RECON_COLUMNS, title="The whole held-out tail as one clip", note=RECON_CLIP_NOTE
+            )
+        )
+    gen_tables = [
+        metric_table(generation, GEN_COLUMNS, title="Generated sets vs held-out clips", note=GEN_NOTE)
+    ]
     page = _environment().get_template("report.html.j2").render(
         title=title, intro=intro, facts=facts, better=BETTER, recon_tables=recon_tables,
         recon_sections=recon_sections, gen_tables=gen_tables, gen_sections=gen_sections, notes=notes,

@@ -116,6 +116,27 @@ def test_main_job_trains_scores_logs_reports_and_reuses(demo, tmp_path: Path, on
     assert metrics["gen/t2av/frame_fid"] == pytest.approx(_rows(first.generation)["t2av"]["frame_fid"])
     assert metrics["tokenizer/new_steps"] == tok["steps"] and metrics["generator/steps"] == STEPS
     assert "report/report.html" in {a.path for a in client.list_artifacts(tracker.run_id, "report")}
+    assert run.data.tags["avtok.version.avtok-generator"] and run.data.tags["avtok.torch"] == torch.__version__
+
+    # both trained models are loadable folders recording their own package's version
+    import json
+
+    from typer.testing import CliRunner
+
+    import avtok.generator
+    import avtok.tokenizer
+    from avtok.tokenizer.cli import app as tokenizer_cli
+    from avtok.train.pretrained import from_pretrained
+
+    tok_dir = Path(first.results["cache"]) / "tokenizer"
+    info = CliRunner().invoke(tokenizer_cli, ["info", str(tok_dir)])
+    assert info.exit_code == 0 and "window:" in info.output and "tokens:" in info.output, info.output
+    for folder, package, version in ((tok_dir / "final", "avtok-tokenizer", avtok.tokenizer.__version__),
+                                     (tok_dir.parent / "generator" / "pipeline", "avtok-generator",
+                                      avtok.generator.__version__)):
+        meta = json.loads((folder / "config.json").read_text())
+        assert (meta["package"], meta["version"]) == (package, version)
+        assert sum(p.numel() for p in from_pretrained(folder).parameters()) > 0
 
     # a second run trains nothing: the same checkpoints give the same reconstructions
     small = {**QUICK, "player_windows": 0}

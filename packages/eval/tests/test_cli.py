@@ -65,8 +65,15 @@ def test_empty_and_mismatched_folders_fail_clearly(folders, tmp_path):
     res = runner.invoke(app, ["recon", str(refs), str(empty)])
     assert res.exit_code == 2 and "error: reconstructions" in res.output and "no media files" in res.output
     (tmp_path / "other.mp4").write_bytes((recs / "clip0.mp4").read_bytes())
-    res = runner.invoke(app, ["recon", str(refs), str(tmp_path), "--out", str(tmp_path / "o")])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = runner.invoke(app, ["recon", str(refs), str(tmp_path), "--out", str(tmp_path / "o"),
+                              "--experiment", "bad", "--tracking-uri", uri])
     assert res.exit_code == 2 and "no file named clip0" in res.output
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("bad").experiment_id])
+    assert run.info.status == "FAILED" and "no file named clip0" in run.data.tags["avtok.error"]
 
 
 def test_errors_are_one_line_exit_2_and_traceback_only_with_debug(folders, tmp_path):

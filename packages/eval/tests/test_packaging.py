@@ -9,8 +9,9 @@ import functools
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 PACKAGE = Path(__file__).resolve().parents[1]  # packages/eval
 
@@ -40,11 +41,26 @@ def imported_modules(src: Path) -> dict[str, set[str]]:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
+            elif _is_optional_import(node):  # import_optional("flash_attn", ...): an import by name
+                names = [node.args[0].value]
             else:
                 continue
             for name in names:
                 found.setdefault(name, set()).add(str(path.relative_to(src)))
     return found
+
+
+# import name -> the distributions that may provide it, for optional GPU deps absent on a CPU machine
+NOT_INSTALLED = {"cupy": frozenset({"cupy", "cupy-cuda12x", "cupy-cuda13x"})}
+
+
+def _is_optional_import(node: ast.AST) -> bool:
+    """A call ``import_optional("<module>", ...)`` (avtok.kernels.backends' lazy import of an optional dep)."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return False
+    fn = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+    first = node.args[0]
+    return fn == "import_optional" and isinstance(first, ast.Constant) and isinstance(first.value, str)
 
 
 @functools.cache
@@ -64,8 +80,8 @@ def distributions_of(module: str) -> frozenset[str]:
     if top == "avtok":
         return frozenset({_canon(f"avtok-{module.split('.')[1]}")})
     dists = _providers().get(top)
-    if not dists:
-        raise AssertionError(f"import {module}: no installed distribution provides it; install it or fix the import")
+    if not dists:  # an optional dependency not installed here (flash_attn, cupy without CUDA)
+        return NOT_INSTALLED.get(top, frozenset({_canon(top)}))
     return frozenset(_canon(d) for d in dists)
 
 

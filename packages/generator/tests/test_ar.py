@@ -227,11 +227,19 @@ def test_save_load_round_trip_same_samples(model, tokenizer, real_tokens, tmp_pa
     assert torch.equal(a.indices, b.indices)
 
 
-def test_cli_train_ar_and_sample_ar_write_sounding_mp4(tmp_path):
+def test_cli_train_ar_and_sample_ar_write_sounding_mp4(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --mlflow logs to ./mlflow.db
     run = CliRunner().invoke(
-        app, ["train-ar", "-o", str(tmp_path / "ar"), "--windows", "4", "--steps", "3", "--batch-size", "4"]
+        app, ["train-ar", "-o", str(tmp_path / "ar"), "--windows", "4", "--steps", "3", "--batch-size", "4",
+              "--mlflow"]
     )
     assert run.exit_code == 0, run.output
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tracked,) = client.search_runs([client.get_experiment_by_name("avtok-generator-ar").experiment_id])
+    assert tracked.info.status == "FINISHED" and "train/loss" in tracked.data.metrics
+    assert (tmp_path / "ar" / "mlflow_run.json").is_file() and tracked.data.tags["avtok.command"]
     for task, extra in (
         ("joint", ["--class", "1", "--cfg", "2", "--top-k", "50"]),
         ("v2a", ["--input", str(sample_path("concert")), "--start", "12", "--top-p", "0.9"]),

@@ -72,7 +72,8 @@ def _steps(output: str) -> list[tuple[int, int]]:
 
 
 @needs_hifigan
-def test_train_resume_then_reconstruct(short_clip, tmp_path) -> None:
+def test_train_resume_then_reconstruct(short_clip, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default MLflow store: ./mlflow.db
     run = tmp_path / "run"
     base = [
         "train",
@@ -91,6 +92,8 @@ def test_train_resume_then_reconstruct(short_clip, tmp_path) -> None:
         "--no-report",
         "--eval-windows",
         "1",
+        "--experiment",
+        "cli-train",
     ]
     result = runner.invoke(app, [*base, "--max-steps", "3"])
     assert result.exit_code == 0, result.output
@@ -103,6 +106,14 @@ def test_train_resume_then_reconstruct(short_clip, tmp_path) -> None:
     assert _steps(result.output) == [(3, 5)]  # continued from the step-3 checkpoint, not from scratch
     second = from_pretrained(run / "final").state_dict()
     assert any(not torch.equal(first[k], second[k]) for k in first)
+    # --resume continued the same MLflow run: one loss curve over steps 1..5, two attempts, FINISHED
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tracked,) = client.search_runs([client.get_experiment_by_name("cli-train").experiment_id])
+    assert tracked.info.status == "FINISHED" and tracked.data.tags["avtok.attempt.1"] == "FINISHED"
+    curve = client.get_metric_history(tracked.info.run_id, "0-joint/train/loss")
+    assert sorted({m.step for m in curve}) == [1, 2, 3, 4, 5]
 
     out = tmp_path / "rec.mp4"
     result = runner.invoke(
@@ -147,3 +158,17 @@ def test_train_rejects_bad_inputs(tmp_path) -> None:
     assert result.exit_code != 0
     assert result.exit_code == 2 and "Traceback" not in result.output  # one `error:` line (avtok.eval.cli_errors)
     assert result.output.startswith("error: ") and "data source not found" in _flat(result.output)
+
+
+def test_loss_defaults_follow_the_device(capsys) -> None:
+    from avtok.tokenizer.cli_train import device_loss_defaults
+
+    assert device_loss_defaults("cuda", perceptual=None, mrstft=None) == (True, True)
+    assert capsys.readouterr().err == ""
+    assert device_loss_defaults("cpu", perceptual=None, mrstft=None) == (False, False)
+    note = capsys.readouterr().err
+    assert "off" in note and "--perceptual --mrstft" in note and note.count("\n") == 1
+    assert device_loss_defaults("cpu", perceptual=True, mrstft=None) == (True, False)
+    assert "--mrstft" in (note := capsys.readouterr().err) and "--perceptual" not in note
+    assert device_loss_defaults("cpu", perceptual=False, mrstft=True) == (False, True)
+    assert capsys.readouterr().err == ""  # both chosen explicitly: nothing to say

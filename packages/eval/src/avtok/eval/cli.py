@@ -75,29 +75,28 @@ def recon(
     from avtok.eval.artifacts import log_report, write_table
     from avtok.eval.folders import FolderReconstructor, iter_clips
     from avtok.eval.reconstruction import ReconstructionConfig, evaluate_reconstruction
+    from avtok.eval.tracking import tracked_run
 
     if not segment_mb > 0:
         raise ValueError(f"--segment-mb {segment_mb}: must be > 0 (MiB of frames per segment, e.g. 256)")
     model = FolderReconstructor(reconstructions)
     read_kw = _read_kwargs(fps, size, sample_rate, duration)
-    clips = iter_clips(references, name="references", segment_mb=segment_mb, **read_kw)
-    cfg = ReconstructionConfig(baselines=baselines, frame_fid=frame_fid, fad=fad)
-    report = evaluate_reconstruction(model, clips, cfg=cfg)
-    _show("per clip", report.per_clip)
-    _show("summary", report.summary)
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(report.per_clip, out / "per_clip.csv")
-    write_table(report.summary, out / "summary.csv")
     tracker = _tracker(experiment, tracking_uri, run_name=f"recon:{reconstructions.name}")
-    try:
+    with tracked_run(tracker):  # FAILED / KILLED in MLflow when scoring fails or is interrupted
         tracker.log_params({"references": str(references), "reconstructions": str(reconstructions),
                             "fps": fps, "size": size, "sample_rate": sample_rate, "duration": duration})
+        clips = iter_clips(references, name="references", segment_mb=segment_mb, **read_kw)
+        cfg = ReconstructionConfig(baselines=baselines, frame_fid=frame_fid, fad=fad)
+        report = evaluate_reconstruction(model, clips, cfg=cfg)
+        _show("per clip", report.per_clip)
+        _show("summary", report.summary)
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(report.per_clip, out / "per_clip.csv")
+        write_table(report.summary, out / "summary.csv")
         log_report(tracker, report.summary, out, per_clip=report.per_clip)
         refs = _first_segments(references, segment_mb, read_kw)
         for path in _media_artifacts(refs, model, out / "media", media):
             tracker.log_artifact(path, artifact_path="media")
-    finally:
-        tracker.close()
     typer.echo(f"tables written to {out}")
 
 
@@ -145,21 +144,20 @@ def gen(
     from avtok.eval.artifacts import log_report, write_table
     from avtok.eval.folders import iter_clips
     from avtok.eval.generation import GenerationConfig, evaluate_generation
+    from avtok.eval.tracking import tracked_run
 
     kw = _read_kwargs(fps, size, sample_rate, duration)
     cfg = GenerationConfig(frame_fid=frame_fid, fad=fad, av_sync=av_sync,
                            i3d_path=str(i3d) if i3d is not None else None)
-    table = evaluate_generation(iter_clips(generated, name="generated", **kw),
-                                iter_clips(references, name="references", **kw), cfg=cfg)
-    _show("generation", table)
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(table, out / "generation.csv")
     tracker = _tracker(experiment, tracking_uri, run_name=f"gen:{generated.name}")
-    try:
+    with tracked_run(tracker):  # FAILED / KILLED in MLflow when scoring fails or is interrupted
         tracker.log_params({"generated": str(generated), "references": str(references), **kw})
+        table = evaluate_generation(iter_clips(generated, name="generated", **kw),
+                                    iter_clips(references, name="references", **kw), cfg=cfg)
+        _show("generation", table)
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(table, out / "generation.csv")
         log_report(tracker, table, out, key="set")
-    finally:
-        tracker.close()
 
 
 @runs_app.command("compare")

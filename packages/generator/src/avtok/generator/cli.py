@@ -210,7 +210,7 @@ def train(
     seed: int = 0,
 ) -> None:
     """Train (or fine-tune with --init, fully or with LoRA) on windows of real clips; save a pipeline."""
-    from avtok.eval.tracking import MlflowTracker, NullTracker
+    from avtok.eval.tracking import NullTracker, tracked_run, tracker_for_folder
 
     if ovi_ckpts is not None:  # Ovi's own latents and text encoder (fine-tuning a converted Ovi model)
         from avtok.generator.ovi.ovi_latents import OviLatentConfig, OviLatents
@@ -241,14 +241,15 @@ def train(
     fm = FlowMatchingConfig(independent_t=independent_t, task_probs=[float(x) for x in task_probs.split(",")],
                             loss_on=loss_on)
     cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed, strategy=strategy)
-    tracker = MlflowTracker(experiment="avtok-generator") if mlflow and _is_main() else NullTracker()
+    tracker = tracker_for_folder(output, experiment="avtok-generator", run_name=f"train-{preset}") \
+        if mlflow and _is_main() else NullTracker()
     scale = base.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
     typer.echo(f"{len(data)} windows, {trainable_count(model):,} trainable params, RoPE scale {scale:.4f}")
-    summary = recipes.train_generator(
-        model, data, cfg, fm=fm, spec=codec.spec, null_text=null, batch_size=batch_size, tracker=tracker,
-        params={"flow": {"independent_t": independent_t, "task_probs": task_probs}},
-    )
-    tracker.close()
+    with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
+        summary = recipes.train_generator(
+            model, data, cfg, fm=fm, spec=codec.spec, null_text=null, batch_size=batch_size, tracker=tracker,
+            params={"flow": {"independent_t": independent_t, "task_probs": task_probs}},
+        )
     model = _full_model(model, TwinDiT, base.cfg)  # collective under FSDP2: every rank gathers
     if not _is_main():
         return  # rank 0 writes the pipeline
@@ -403,7 +404,18 @@ def train_ar(
     seed: int = 0,
 ) -> None:
     """Encode windows with the AV tokenizer, train the AR generator through the shared Trainer, save it."""
-    from avtok.eval.tracking import MlflowTracker, NullTracker
+    from avtok.eval.tracking import NullTracker, tracked_run, tracker_for_folder
+
+    tracker = tracker_for_folder(output, experiment="avtok-generator-ar", run_name=f"train-ar-{preset}") \
+        if mlflow and _is_main() else NullTracker()
+    with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
+        _train_ar(output=output, tokenizer=tokenizer, sources=sources, windows=windows, preset=preset,
+                  steps=steps, lr=lr, batch_size=batch_size, task_probs=task_probs, cond_dropout=cond_dropout,
+                  seed=seed, strategy=strategy, tracker=tracker)
+
+
+def _train_ar(*, output: Path, tokenizer: str, sources, windows: int, preset: str, steps: int, lr: float,
+              batch_size: int, task_probs: str, cond_dropout: float, seed: int, strategy: str, tracker) -> None:
     from avtok.generator.ar.config import build_ar_config
     from avtok.generator.ar.model import ARTransformer
     from avtok.generator.ar.pipeline import ARPipeline, encode_windows, read_windows
@@ -430,14 +442,12 @@ def train_ar(
     model = ARTransformer(cfg)
     probs = tuple(float(x) for x in task_probs.split(","))
     train_cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed, strategy=strategy)
-    tracker = MlflowTracker(experiment="avtok-generator-ar") if mlflow and _is_main() else NullTracker()
     typer.echo(f"{len(indices)} windows → tokens {tuple(indices.shape)}, {model.num_params():,} params")
     summary = recipes.train_ar(
         model, token_dataset(indices, labels), train_cfg,
         ar=ARTrainConfig(task_probs=probs, cond_dropout=cond_dropout), batch_size=batch_size, tracker=tracker,
         params={"ar": cfg.to_dict(), "tokenizer": tokenizer, "task_probs": task_probs},
     )
-    tracker.close()
     model = _full_model(model, ARTransformer, cfg)  # collective under FSDP2
     if not _is_main():
         return

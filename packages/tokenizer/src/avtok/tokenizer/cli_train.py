@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from safetensors.torch import save_file
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
 from avtok.eval.cli_errors import DEFAULT_USER_ERRORS, UserError, cli_errors
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
+from avtok.eval.tracking import tracked_run, tracker_for_folder
 from avtok.media_io import AVClip, probe, read_clip, write_clip
 from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av.model import AVTokenizer
@@ -29,7 +31,8 @@ from avtok.train.distributed import dist_info, init_distributed
 from avtok.train.pretrained import save_pretrained
 from avtok.train.trainer import TrainingDiverged
 
-__all__ = ["CLI_HINTS", "USER_ERRORS", "friendly", "train_command", "reconstruct_command", "metrics_table"]
+__all__ = ["CLI_HINTS", "USER_ERRORS", "device_loss_defaults", "friendly", "train_command",
+           "reconstruct_command", "metrics_table"]
 
 # Library messages name Python arguments; on these command lines they are flags (avtok.eval.cli_errors).
 CLI_HINTS = {
@@ -89,15 +92,18 @@ def train_command(
     ] = None,
     gram: Annotated[bool, typer.Option(help="Gram loss on images / AV frames (ablation: --no-gram)")] = True,
     perceptual: Annotated[
-        bool,
-        typer.Option(help="Inception perceptual + Gram terms on images / one frame per AV window "
-                          "(--no-perceptual: L1 only; on CPU 27x / 80x faster for small / tiny AV)"),
-    ] = True,
+        bool | None,
+        typer.Option("--perceptual/--no-perceptual",
+                     help="Inception perceptual + Gram terms on images / one frame per AV window "
+                          "(default: on for cuda, off on CPU, where they cost 27x / 80x an L1 step for "
+                          "small / tiny AV)"),
+    ] = None,
     mrstft: Annotated[
-        bool,
-        typer.Option(help="AV: multi-resolution STFT through the frozen HiFi-GAN (--no-mrstft: mel L1 only, "
-                          "~50x faster on CPU)"),
-    ] = True,
+        bool | None,
+        typer.Option("--mrstft/--no-mrstft",
+                     help="AV: multi-resolution STFT through the frozen HiFi-GAN (default: on for cuda, "
+                          "off on CPU, where mel L1 alone is ~50x faster)"),
+    ] = None,
     ar_prior_weight: Annotated[
         float, typer.Option(help="AV: AR-prior cross-entropy weight (0 = off; LARP's 0.06 cost tiny 1.1 dB)")
     ] = 0.01,
@@ -138,6 +144,7 @@ def train_command(
     family, name = parse_preset(preset) if init is None else ("visual", "init")
     sched = schedule or ("vfal" if family == "av" else "atoken")
     check_data(data)
+    perceptual, mrstft = device_loss_defaults(device, perceptual=perceptual, mrstft=mrstft, family=family)
     cfg = RunConfig(
         family=family,
         preset=name,
@@ -176,43 +183,57 @@ def _train_and_report(cfg: RunConfig, *, preset: str, experiment: str | None, re
                       report: bool) -> None:
     checkpoint_dir = cfg.checkpoint_dir
     tracker = None
-    if experiment:
-        from avtok.eval.tracking import MlflowTracker
-
-        tracker = MlflowTracker(experiment=experiment, run_name=f"{preset}-{cfg.schedule}")
+    if experiment:  # the checkpoint folder remembers its MLflow run: --resume continues the same run
+        tracker = tracker_for_folder(checkpoint_dir, experiment=experiment, run_name=f"{preset}-{cfg.schedule}",
+                                     resume=resume, device=cfg.device)
+    # FAILED / KILLED in MLflow when training fails or is interrupted
     try:
-        model, results = train_tokenizer(cfg, tracker=tracker, resume=resume)
-        if dist_info().rank != 0:  # under torchrun rank 0 alone saves, reports and prints
-            return
-        net = model.cpu().eval()
-        final = atomic_directory(Path(checkpoint_dir) / "final", lambda tmp: save_pretrained(net, tmp))
-        for r in results:
-            typer.echo(
-                f"stage {r.name}: steps {r.start_step} -> {r.steps}{' (done earlier)' if r.skipped else ''} "
-                f"{json.dumps({k: round(v, 4) for k, v in r.eval_metrics.items()})}"
-            )
-        typer.echo(f"model: {final}")
-        if report:
-            for what, summary in _heldout(cfg, model).items():
-                path = atomic_write_json(Path(checkpoint_dir) / f"{what}.json", summary.to_dicts())
-                typer.echo(f"{what}: {HELDOUT_KINDS[what]}")
-                _print_table(summary)
-                if tracker is not None:
-                    row = summary.row(0, named=True)
-                    tracker.log_metrics(
-                        {
-                            f"{what}/{k}": float(row[k])
-                            for k in REPORT_COLUMNS[1:]
-                            if k in row and row[k] is not None
-                        }
-                    )
-                    tracker.log_artifact(path)
+        with tracked_run(tracker) if tracker is not None else nullcontext():
+            model, results = train_tokenizer(cfg, tracker=tracker, resume=resume)
+            if dist_info().rank != 0:  # under torchrun rank 0 alone saves, reports and prints
+                return
+            net = model.cpu().eval()
+            final = atomic_directory(Path(checkpoint_dir) / "final", lambda tmp: save_pretrained(net, tmp))
+            for r in results:
+                typer.echo(
+                    f"stage {r.name}: steps {r.start_step} -> {r.steps}{' (done earlier)' if r.skipped else ''} "
+                    f"{json.dumps({k: round(v, 4) for k, v in r.eval_metrics.items()})}"
+                )
+            typer.echo(f"model: {final}")
+            if report:
+                for what, summary in _heldout(cfg, model).items():
+                    path = atomic_write_json(Path(checkpoint_dir) / f"{what}.json", summary.to_dicts())
+                    typer.echo(f"{what}: {HELDOUT_KINDS[what]}")
+                    _print_table(summary)
+                    if tracker is not None:
+                        row = summary.row(0, named=True)
+                        tracker.log_metrics(
+                            {
+                                f"{what}/{k}": float(row[k])
+                                for k in REPORT_COLUMNS[1:]
+                                if k in row and row[k] is not None
+                            }
+                        )
+                        tracker.log_artifact(path)
     finally:
-        if tracker is not None:
-            tracker.close()
         if dist_info().enabled:  # leave the process group together (torchrun runs)
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
+
+
+def device_loss_defaults(device: str, *, perceptual: bool | None, mrstft: bool | None,
+                         family: str = "av") -> tuple[bool, bool]:
+    """The paper's loss set on a GPU; on CPU the expensive terms (Inception perceptual / Gram, HiFi-GAN
+    MR-STFT) stay off unless asked for, so a short CPU run takes hundreds of steps instead of tens. Says so
+    once, with the flags that turn them on."""
+    gpu = not str(device).startswith("cpu")
+    chosen = (gpu if perceptual is None else perceptual, gpu if mrstft is None else mrstft)
+    defaulted = [flag for flag, given in (("--perceptual", perceptual), ("--mrstft", mrstft))
+                 if given is None and (flag == "--perceptual" or family == "av")]
+    if not gpu and defaulted:
+        typer.echo(f"note: on CPU the Inception perceptual/Gram and HiFi-GAN MR-STFT loss terms are off "
+                   f"(27-80x the cost of an L1 step); pass {' '.join(defaulted)} to turn them on", err=True)
+    return chosen
 
 
 def _heldout(cfg: RunConfig, model) -> dict[str, pl.DataFrame]:

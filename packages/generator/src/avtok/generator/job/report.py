@@ -1,15 +1,37 @@
-"""The main job's HTML report: metric tables, side-by-side frame strips, spectrograms and players."""
+"""The main job's HTML report: metric tables (each with what its floor / ceiling rows mean), side-by-side
+frame strips, spectrograms on one shared dB scale, and players.
+
+Rendered with Jinja2 and autoescape (``report.html.j2`` beside this file): prompts, file names and table
+cells are text, never markup. Every media file sits in the report's own folder and is linked by its bare
+name, so the folder works as it is, copied, or served as an MLflow artifact folder. Tiny clips are shown at
+their native size times an integer factor with nearest-neighbour upscaling, and say so.
+"""
 
 from __future__ import annotations
 
-import html
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
 import polars as pl
 from PIL import Image
 
 from avtok.eval.artifacts import frame_strip_png, spectrogram_png
 from avtok.media_io import AVClip, write_clip
+
+__all__ = [
+    "Media",
+    "Section",
+    "MetricTable",
+    "tokenizer_sections",
+    "generator_sections",
+    "write_report",
+    "metric_table",
+    "ROW_MEANINGS",
+    "RECON_COLUMNS",
+    "GEN_COLUMNS",
+]
 
 RECON_COLUMNS = (
     "model",
@@ -37,68 +59,120 @@ BETTER = {
     "av_onset_align": "↑ (real clips' value is the target)",
     "av_loudness_motion": "↑ (real clips' value is the target)",
 }
+# What each reference row of a table means (shown under every table that has the row).
+ROW_MEANINGS = {
+    "baseline:identity": "ceiling: the input itself (PSNR ∞, SSIM 1); checks the metrics, not a model",
+    "baseline:mean_frame+silence": "floor: every frame replaced by the mean frame, silent audio; a model "
+    "must beat it to have learnt anything about the pictures",
+    "baseline:repeat_first_frame+silence": "floor: the first frame held for the whole window, silent audio",
+    "ceiling:h264+aac": "media ceiling: an h264 + AAC round trip of the input (what a standard lossy codec "
+    "keeps)",
+    "ceiling:hifigan(true mel)": "audio ceiling: HiFi-GAN on the input's true log-mel, video untouched; "
+    "bounds the tokenizer's audio, which is decoded by the same vocoder",
+    "floor:untrained t2av": "floor: the same twin DiT with untrained weights, same prompt and seeds",
+    "ceiling:latent round trip": "ceiling: the held-out clips encoded and decoded by the generator's latent "
+    "codec (what a perfect generator could reach)",
+    "a2v (held-out audio)": "a2v keeps the given held-out audio latents, so its audio IS the latent round "
+    "trip's: its FAD equals the ceiling's by construction and says nothing about the generator (judge a2v "
+    "by its video columns and its sync)",
+    "real held-out clips": "the references themselves: frame FID 0 by definition; their AV sync is the "
+    "target",
+}
+SCALE_TARGET = 192  # px: tiny clips are shown at the largest integer factor up to about this height
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;
-font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}
-td:first-child,th:first-child{text-align:left}img{max-width:100%;image-rendering:pixelated}
-.clip{border-top:2px solid #444;margin-top:1.5em}.players{display:flex;gap:1em;flex-wrap:wrap}
-figure{margin:.3em 0}figcaption{font-size:12px;color:#555}video{image-rendering:pixelated;background:#000}
-.note{color:#555;font-size:13px}"""
+
+@dataclass(kw_only=True)
+class Media:
+    """One image / plot / video / audio in the report folder, linked by its bare file name."""
+
+    kind: str  # img (frames, nearest-neighbour), plot (spectrogram), video, audio
+    src: str
+    caption: str
+    frame_width: int = 0  # native pixels of one frame (img / video)
+    frame_height: int = 0
+    scale: int = 1  # integer nearest-neighbour factor
+    display_width: int = 0
+    display_height: int = 0
+    poster: str = ""
+
+
+@dataclass(kw_only=True)
+class Section:
+    title: str
+    figures: list[Media] = field(default_factory=list)
+    players: list[Media] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class MetricTable:
+    title: str
+    note: str
+    columns: list[str]
+    rows: list[list[str]]
+    legend: list[tuple[str, str]]
+
+
+def _scale(height: int) -> int:
+    return max(1, SCALE_TARGET // max(height, 1))
 
 
 def _cell(v) -> str:
-    return "–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return "∞" if v == math.inf else "−∞" if v == -math.inf else "–" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
 
 
-def table_html(df: pl.DataFrame, columns: tuple[str, ...] | None = None) -> str:
-    if columns is not None:
-        df = df.select([c for c in columns if c in df.columns])
-    head = "".join(f"<th>{html.escape(c)} {BETTER.get(c, '')}</th>" for c in df.columns)
-    rows = []
-    for row in df.iter_rows():
-        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row)
-        rows.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def metric_table(df: pl.DataFrame, columns: tuple[str, ...], *, title: str, note: str) -> MetricTable:
+    """A table's text cells plus the meaning of each reference row it holds (:data:`ROW_MEANINGS`)."""
+    df = df.select([c for c in columns if c in df.columns])
+    names = [str(m) for m in df["model"]] if "model" in df.columns else []
+    legend = [(n, ROW_MEANINGS[n]) for n in names if n in ROW_MEANINGS]
+    rows = [[_cell(v) for v in row] for row in df.iter_rows()]
+    return MetricTable(title=title, note=note, columns=list(df.columns), rows=rows, legend=legend)
 
 
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
+def _strip(path: Path, clip: AVClip, caption: str) -> Media:
+    w, h = Image.open(path).size
+    k = _scale(clip.height)
+    return Media(
+        kind="img",
+        src=path.name,
+        caption=caption,
+        frame_width=clip.width,
+        frame_height=clip.height,
+        scale=k,
+        display_width=w * k,
+        display_height=h * k,
+    )
 
 
-def _video(out: Path, stem: str, clip: AVClip) -> tuple[Path, Path]:
-    """An mp4 with sound plus a poster (its first frame, enlarged) so the player shows a picture at once."""
-    scale = max(1, 192 // clip.height)
-    first = Image.fromarray(clip.video[0].numpy())
-    first.resize((clip.width * scale, clip.height * scale), Image.NEAREST).save(out / f"{stem}_poster.png")
-    return write_clip(out / f"{stem}.mp4", clip), out / f"{stem}_poster.png"
+def _spectrogram(path: Path, audios: list[tuple[str, AVClip]], caption: str) -> Media:
+    spectrogram_png(path, *[(c.audio, c.sample_rate) for _, c in audios], labels=[n for n, _ in audios])
+    return Media(kind="plot", src=path.name, caption=caption)
 
 
-def _players(items: list[tuple[str, tuple[Path, Path]]], width: int = 200) -> str:
-    cells = [
-        f"<figure><video controls preload='metadata' width='{width}' src='{mp4.name}' poster='{poster.name}'>"
-        f"</video><figcaption>{html.escape(label)}</figcaption></figure>"
-        for label, (mp4, poster) in items
-    ]
-    return f"<div class='players'>{''.join(cells)}</div>"
+def _video(out: Path, stem: str, clip: AVClip, caption: str) -> Media:
+    """An mp4 with sound and its first frame as the poster (native size; the page upscales both)."""
+    Image.fromarray(clip.video[0].numpy()).save(out / f"{stem}_poster.png")
+    write_clip(out / f"{stem}.mp4", clip)
+    k = _scale(clip.height)
+    return Media(
+        kind="video",
+        src=f"{stem}.mp4",
+        poster=f"{stem}_poster.png",
+        caption=caption,
+        frame_width=clip.width,
+        frame_height=clip.height,
+        scale=k,
+        display_width=clip.width * k,
+        display_height=clip.height * k,
+    )
 
 
-def _audio_players(items: list[tuple[str, Path]]) -> str:
-    cells = [
-        f"<figure><audio controls preload='none' src='{p.name}'></audio>"
-        f"<figcaption>{html.escape(label)}</figcaption></figure>"
-        for label, p in items
-    ]
-    return f"<div class='players'>{''.join(cells)}</div>"
-
-
-def _strip(path: Path, caption: str) -> str:
-    """Frame strips are two rows of small frames: shown 3x enlarged (pixelated, no smoothing)."""
-    return _figure(path, caption, "height:192px;width:auto")
-
-
-def _figure(path: Path, caption: str, style: str = "") -> str:
-    img = f"<img src='{path.name}' style='{style}'>"
-    return f"<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>"
+def _audio(out: Path, stem: str, clip: AVClip, caption: str) -> Media:
+    return Media(kind="audio", src=write_clip(out / f"{stem}.mp4", clip).name, caption=caption)
 
 
 def tokenizer_sections(
@@ -108,89 +182,98 @@ def tokenizer_sections(
     stretch: tuple[AVClip, AVClip] | None,
     *,
     windows: int = 3,
-) -> str:
+) -> list[Section]:
     """Players for a consecutive held-out stretch, then strips + spectrograms of a few scored windows."""
-    parts = []
+    sections = []
     if stretch is not None:
         ref, rec = stretch
         strip = frame_strip_png(ref, rec, out / "tok_stretch_frames.png", num_frames=12)
-        spec = spectrogram_png(
-            out / "tok_stretch_mel.png", (ref.audio, ref.sample_rate), (rec.audio, rec.sample_rate)
-        )
-        players = [
-            ("held-out input", _video(out, "tok_stretch_input", ref)),
-            ("AV tokenizer reconstruction", _video(out, "tok_stretch_tokenizer", rec)),
-        ]
-        parts.append(
-            f"<div class='clip'><h3>Held-out stretch, {ref.duration:.2f} s from {ref.start:.2f} s "
-            f"(reconstructed window by window)</h3>"
-            + _strip(strip, "top: held-out input frames; bottom: AV tokenizer reconstruction")
-            + _figure(spec, "log-mel: input (top) / tokenizer (bottom)", "width:100%;height:160px")
-            + _players(players)
-            + "</div>"
-        )
+        sections.append(Section(
+            title=f"Held-out stretch, {ref.duration:.2f} s from {ref.start:.2f} s "
+                  "(reconstructed window by window)",
+            figures=[_strip(strip, ref, "top: held-out input frames; bottom: AV tokenizer reconstruction"),
+                     _spectrogram(out / "tok_stretch_mel.png", [("input", ref), ("AV tokenizer", rec)],
+                                  "log-mel, one dB scale: input (top) / tokenizer (bottom)")],
+            players=[_video(out, "tok_stretch_input", ref, "held-out input"),
+                     _video(out, "tok_stretch_tokenizer", rec, "AV tokenizer reconstruction")],
+        ))  # fmt: skip
     tok = outputs.get("avtok-av", {})
     for i, clip in enumerate(clips[:windows]):
         if id(clip) not in tok:
             continue
-        tag = f"tok_w{i:02d}"
-        strip = frame_strip_png(clip, tok[id(clip)], out / f"{tag}_frames.png")
-        specs = [(clip.audio, clip.sample_rate), (tok[id(clip)].audio, clip.sample_rate)]
+        tag, rec = f"tok_w{i:02d}", tok[id(clip)]
+        audios = [("input", clip), ("AV tokenizer", rec)]
         vocoder = outputs.get("ceiling:hifigan(true mel)", {}).get(id(clip))
         if vocoder is not None:
-            specs.append((vocoder.audio, clip.sample_rate))
-        spec = spectrogram_png(out / f"{tag}_mel.png", *specs)
-        caption = "log-mel: input / tokenizer" + (
-            " / HiFi-GAN on the true mel (ceiling)" if vocoder is not None else ""
-        )
-        sounds = [
-            ("input", write_clip(out / f"{tag}_input.mp4", clip)),
-            ("AV tokenizer", write_clip(out / f"{tag}_tokenizer.mp4", tok[id(clip)])),
-        ]
-        if vocoder is not None:
-            sounds.append(("HiFi-GAN on the true mel", write_clip(out / f"{tag}_hifigan.mp4", vocoder)))
-        parts.append(
-            f"<div class='clip'><h3>Held-out window {Path(clip.source or 'clip').name} @ {clip.start:.2f} s"
-            "</h3>"
-            + _strip(strip, "top: input; bottom: AV tokenizer")
-            + _figure(spec, caption, "width:100%;height:160px")
-            + _audio_players(sounds)
-            + "</div>"
-        )
-    return "\n".join(parts)
+            audios.append(("HiFi-GAN on the true mel (ceiling)", vocoder))
+        strip = frame_strip_png(clip, rec, out / f"{tag}_frames.png")
+        sections.append(Section(
+            title=f"Held-out window {Path(clip.source or 'clip').name} @ {clip.start:.2f} s",
+            figures=[_strip(strip, clip, "top: input; bottom: AV tokenizer"),
+                     _spectrogram(out / f"{tag}_mel.png", audios,
+                                  "log-mel, one dB scale: " + " / ".join(n for n, _ in audios))],
+            players=[_audio(out, f"{tag}_{stem}", c, name)
+                     for (name, c), stem in zip(audios, ("input", "tokenizer", "hifigan")[: len(audios)],
+                                                strict=True)],
+        ))  # fmt: skip
+    return sections
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
 
 def generator_sections(
     out: Path, refs: list[AVClip], clips: dict[str, list[AVClip]], *, shown: int = 2
-) -> str:
-    parts = []
+) -> list[Section]:
+    """Per shown sample: frame strips of each generated set under the real clip, one spectrogram figure of
+    all of them on one dB scale, and players."""
+    sections = []
     for i in range(min(shown, len(refs))):
         ref, tag = refs[i], f"gen_{i:02d}"
-        figs = []
+        figures = []
         for name, gen in clips.items():
             if i >= len(gen) or name.startswith("ceiling"):
                 continue
             strip = frame_strip_png(ref, gen[i], out / f"{tag}_{_slug(name)}_frames.png", num_frames=8)
-            paired = "a2v" in name
-            figs.append(
-                _strip(strip, f"top: real held-out clip{'' if paired else ' (unpaired)'}; bottom: {name}")
+            paired = "" if "a2v" in name else " (unpaired)"
+            figures.append(_strip(strip, ref, f"top: real held-out clip{paired}; bottom: {name}"))
+        audios = [("real", ref)] + [(n, g[i]) for n, g in clips.items() if i < len(g)]
+        figures.append(
+            _spectrogram(
+                out / f"{tag}_mel.png",
+                audios,
+                "log-mel, one dB scale, top to bottom: " + " / ".join(n for n, _ in audios),
             )
-        spec_items = [("real", ref)] + [(n, g[i]) for n, g in clips.items() if i < len(g)]
-        spec = spectrogram_png(out / f"{tag}_mel.png", *[(c.audio, c.sample_rate) for _, c in spec_items])
-        players = [("real held-out clip", _video(out, f"{tag}_real", ref))]
-        players += [(n, _video(out, f"{tag}_{_slug(n)}", g[i])) for n, g in clips.items() if i < len(g)]
-        parts.append(
-            f"<div class='clip'><h3>Sample {i} (reference @ {ref.start:.2f} s)</h3>"
-            + "".join(figs)
-            + _figure(
-                spec,
-                "log-mel, top to bottom: " + " / ".join(n for n, _ in spec_items),
-                "width:100%;height:260px",
-            )
-            + _players(players)
-            + "</div>"
         )
-    return "\n".join(parts)
+        players = [_video(out, f"{tag}_real", ref, "real held-out clip")]
+        players += [_video(out, f"{tag}_{_slug(n)}", g[i], n) for n, g in clips.items() if i < len(g)]
+        sections.append(
+            Section(title=f"Sample {i} (reference @ {ref.start:.2f} s)", figures=figures, players=players)
+        )
+    return sections
+
+
+RECON_NOTE = (
+    "avtok-eval on held-out windows never seen in training, next to the trivial baselines and the "
+    "media ceilings listed under the table. Frame FID and FAD on this few frames are small-sample "
+    "estimates: compare rows, not papers."
+)
+RECON_CLIP_NOTE = (
+    "The whole held-out tail as one clip, reconstructed window by window: here the baselines see "
+    "the whole tail (its mean frame, its first frame), not each window's own frames as above."
+)
+GEN_NOTE = (
+    "Set metrics of each generated set against the real held-out clips (frame FID, FAD) and the "
+    "per-clip onset-alignment sync score; the reference rows are explained under the table."
+)
+
+
+def _environment() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(Path(__file__).parent))
+    return jinja2.Environment(
+        loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
 
 
 def write_report(
@@ -200,48 +283,29 @@ def write_report(
     intro: str,
     facts: dict[str, str],
     recon: pl.DataFrame,
-    recon_sections: str,
+    recon_sections: list[Section],
     recon_clip: pl.DataFrame | None = None,
     generation: pl.DataFrame,
-    gen_sections: str,
+    gen_sections: list[Section],
     notes: list[str],
 ) -> Path:
-    fact_rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>{html.escape(v)}</td></tr>"
-        for k, v in facts.items()
-    )
-    parts = [
-        f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{intro}</p>",
-        f"<table><tbody>{fact_rows}</tbody></table>",
-        "<h2>1. AV tokenizer: held-out reconstruction</h2>",
-        "<p class='note'>avtok-eval on held-out windows never seen in training, next to the trivial "
-        "baselines (identity = upper bound; mean frame + silence and repeat-first-frame + silence = floors) "
-        "and the media ceilings (h264+aac round trip; HiFi-GAN on the true mel, which bounds the tokenizer's "
-        "audio). "
-        "Frame FID and FAD on this few frames are small-sample estimates: compare rows, not papers.</p>",
-        table_html(recon, RECON_COLUMNS),
-        *(
-            [
-                "<p class='note'>The whole held-out tail as one clip, reconstructed window by window: here "
-                "the baselines see the whole tail (its mean frame, its first frame), not each window's own "
-                "frames as above.</p>",
-                table_html(recon_clip, RECON_COLUMNS),
-            ]
-            if recon_clip is not None
-            else []
-        ),
-        recon_sections,
-        "<h2>2. Twin-DiT generator: sampled clips</h2>",
-        "<p class='note'>Set metrics of each generated set against the real held-out clips (frame FID, "
-        "FAD) and the per-clip onset-alignment sync score. Floor: the same network untrained; ceiling: the "
-        "held-out clips through the generator's latent codec (what a perfect generator could reach).</p>",
-        table_html(generation, GEN_COLUMNS),
-        gen_sections,
+    """Render ``report.html`` in ``out`` (every argument is text: markup in it is shown, not run)."""
+    recon_tables = [
+        metric_table(recon, RECON_COLUMNS, title="Held-out windows (mean over windows)", note=RECON_NOTE)
     ]
-    if notes:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    if recon_clip is not None:
+        recon_tables.append(
+            metric_table(
+                recon_clip, RECON_COLUMNS, title="The whole held-out tail as one clip", note=RECON_CLIP_NOTE
+            )
+        )
+    gen_tables = [
+        metric_table(generation, GEN_COLUMNS, title="Generated sets vs held-out clips", note=GEN_NOTE)
+    ]
+    page = _environment().get_template("report.html.j2").render(
+        title=title, intro=intro, facts=facts, better=BETTER, recon_tables=recon_tables,
+        recon_sections=recon_sections, gen_tables=gen_tables, gen_sections=gen_sections, notes=notes,
+    )  # fmt: skip
     path = out / "report.html"
-    path.write_text("\n".join(parts))
+    path.write_text(page, encoding="utf-8")
     return path

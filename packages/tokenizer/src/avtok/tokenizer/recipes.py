@@ -19,15 +19,13 @@ markers and logs. A single process without torchrun's variables runs undistribut
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
 
-from avtok.media_io import AVClip, read_clip
-from avtok.media_io.samples import sample_path
 from avtok.media_io.window_plan import DataStats
 from avtok.tokenizer.curriculum import get_schedule
 from avtok.train import ResumableLoader
@@ -37,10 +35,6 @@ from avtok.train.trainer import ArtifactsFn, EvaluateFn, StepFn
 __all__ = [
     "RunConfig",
     "StageResult",
-    "resolve_data",
-    "load_media",
-    "split_holdout",
-    "windows",
     "evenly",
     "StageHooks",
     "batch_loader",
@@ -133,69 +127,6 @@ class StageResult:
     checkpoint: Path | None
     eval_metrics: dict[str, float] = field(default_factory=dict)
     skipped: bool = False
-
-
-def resolve_data(data: str) -> list[Path]:
-    """``sample:<name>`` (bundled clip), a media file, a folder of media, or a text manifest (one path
-    per line)."""
-    if data.startswith("sample:"):
-        return [sample_path(data.split(":", 1)[1])]
-    path = Path(data)
-    if path.is_dir():
-        from avtok.media_io.datasets import list_media
-
-        return list_media(path)
-    if path.suffix in (".txt", ".lst") and path.is_file():
-        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-        return [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines]
-    if path.is_file():
-        return [path]
-    raise ValueError(
-        f"--data {data!r}: not a file, folder, manifest (.txt) or sample:<name> (e.g. sample:concert)"
-    )
-
-
-def load_media(
-    paths: list[Path],
-    *,
-    fps: float,
-    size: tuple[int, int],
-    sample_rate: int | None = None,
-    channels: int | None = None,
-) -> list[AVClip]:
-    """Whole files at the model's fps and frame size (centre crop), audio as stored unless a rate or
-    channel count is given."""
-    return [
-        read_clip(
-            p,
-            fps=fps,
-            size=size,
-            resize_mode="crop",
-            sample_rate=sample_rate,
-            channels=channels,
-            allow_silent=True,
-        )
-        for p in paths
-    ]
-
-
-def split_holdout(clip: AVClip, seconds: float) -> tuple[AVClip, AVClip | None]:
-    """``(train, held_out)``: the last ``seconds`` of the clip are held out (None when 0)."""
-    n_hold = int(round(seconds * clip.fps))
-    if n_hold <= 0:
-        return clip, None
-    if n_hold >= clip.num_frames:
-        raise ValueError(
-            f"--holdout-seconds {seconds}: the clip {clip.source} lasts only "
-            f"{clip.num_frames / clip.fps:.1f} s; hold out less"
-        )
-    cut = clip.num_frames - n_hold
-    return clip.frames(0, cut), clip.frames(cut, clip.num_frames)
-
-
-def windows(clip: AVClip, frames: int, stride: int) -> list[AVClip]:
-    """Consecutive ``frames``-frame windows (hop ``stride`` frames) with their audio span."""
-    return [clip.frames(t, t + frames) for t in range(0, clip.num_frames - frames + 1, stride)]
 
 
 def evenly(items: list, n: int) -> list:

@@ -88,13 +88,13 @@ def _initial_model(init: Path | None, preset: str, text_dim: int, channels: dict
 
     model = from_pretrained(init)
     if not isinstance(model, TwinDiT):
-        raise typer.BadParameter(f"--init {init}: a {type(model).__name__}, not a twin DiT; give a folder "
+        raise UserError(f"--init {init}: a {type(model).__name__}, not a twin DiT; give a folder "
                                  "written by `avtok-generator convert --from ovi` or `train`")
     got = {"video_channels": model.cfg.video_channels, "audio_channels": model.cfg.audio_channels,
            "text_dim": model.cfg.text_dim}
     want = {**channels, "text_dim": text_dim}
     if got != want:
-        raise typer.BadParameter(f"--init {init}: the model takes {got} but the latent codec / text encoder "
+        raise UserError(f"--init {init}: the model takes {got} but the latent codec / text encoder "
                                  f"give "
                                  f"{want}; use the codec and text encoder the model was trained with")
     return model
@@ -230,7 +230,7 @@ def train(
     channels = {"video_channels": codec.spec.video_channels, "audio_channels": codec.spec.audio_channels}
     base = _initial_model(init, preset, encoder.dim, channels, overrides)
     if lora_rank > 0 and strategy == "fsdp2":
-        raise typer.BadParameter("--lora-rank with --strategy fsdp2: adapters are small, use --strategy ddp")
+        raise UserError("--lora-rank with --strategy fsdp2: adapters are small, use --strategy ddp")
     base.activation_checkpointing = activation_checkpointing
     model = _trainable(base, freeze_mode, lora_rank, lora_alpha, lora_targets, lora_towers)
     null = EmbeddingCache(output / "text_cache", encoder).get([""])
@@ -304,14 +304,11 @@ def sample(
     num: int = 1,
 ) -> None:
     """Sample clip(s) and write playable mp4s with sound."""
-    try:
-        if ovi_ckpts is not None:
-            pipe = OviPipeline.for_ovi(model, ckpt_dir=ovi_ckpts, text_encoder=text_encoder, frames=frames,
-                                       size=size)
-        else:
-            pipe = OviPipeline.load(model)
-    except (FileNotFoundError, ValueError) as err:
-        raise typer.BadParameter(str(err)) from err
+    if ovi_ckpts is not None:
+        pipe = OviPipeline.for_ovi(model, ckpt_dir=ovi_ckpts, text_encoder=text_encoder, frames=frames,
+                                   size=size)
+    else:
+        pipe = OviPipeline.load(model)
     clips = None
     if task in ("a2v", "v2a", "i2v"):
         if input_clip is None:
@@ -340,6 +337,7 @@ def sample(
 
 
 @app.command()
+@friendly
 def convert(
     source: Annotated[
         Path, typer.Argument(help="The official checkpoint file, or its folder (ckpts/ or ckpts/Ovi).")
@@ -355,14 +353,11 @@ def convert(
     from avtok.generator.ovi.convert import convert_ovi
 
     if fmt != "ovi":
-        raise typer.BadParameter(f"--from {fmt}: only 'ovi' checkpoints are known")
+        raise UserError(f"--from {fmt}: only 'ovi' checkpoints are known")
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "keep": None}
     if dtype not in dtypes:
-        raise typer.BadParameter(f"--dtype {dtype}: choose one of {sorted(dtypes)}")
-    try:
-        dest = convert_ovi(source, out, dtype=dtypes[dtype], heads=heads or None)
-    except (ValueError, FileNotFoundError) as err:
-        raise typer.BadParameter(str(err)) from err
+        raise UserError(f"--dtype {dtype}: choose one of {sorted(dtypes)}")
+    dest = convert_ovi(source, out, dtype=dtypes[dtype], heads=heads or None)
     typer.echo(f"wrote {dest}")
 
 

@@ -50,9 +50,12 @@ def _check_reconstruction(rows: dict[str, dict]) -> None:
     assert 0 < tok["codebook_usage"] <= 1.0
     # even 20 steps put the decoded spectrum far closer to the truth than the silence baseline
     assert tok["mel_l1"] < mean["mel_l1"] / 3 and tok["mrstft"] < mean["mrstft"]
-    # media ceilings: h264 is lossy but far above the trivial floor; HiFi-GAN leaves the video untouched
+    # media ceilings: h264 is lossy but above the trivial floor; HiFi-GAN leaves the video untouched. The floor's
+    # PSNR depends on how still the scored windows are (the streamed held-out windows of the quick run are nearly
+    # static: mean frame 31.0 dB, h264 31.1), so the margin is asserted on SSIM, which a blurred average loses
     codec, vocoder = rows["ceiling:h264+aac"], rows["ceiling:hifigan(true mel)"]
-    assert 25.0 < codec["psnr"] < 60.0 and codec["psnr"] > mean["psnr"] + 3 and codec["si_sdr"] > 10.0
+    assert 25.0 < codec["psnr"] < 60.0 and codec["psnr"] > mean["psnr"] and codec["si_sdr"] > 10.0
+    assert codec["ssim"] > mean["ssim"] + 0.05
     assert vocoder["ssim"] == pytest.approx(1.0) and vocoder["mel_l1"] < mean["mel_l1"] / 5
 
 

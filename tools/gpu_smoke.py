@@ -42,26 +42,61 @@ def synthetic_clip(frames: int, size: tuple[int, int], fps: float, sample_rate: 
     return AVClip(video=video.contiguous(), fps=fps, audio=audio.float(), sample_rate=sample_rate)
 
 
+def _synthetic_clips(cfg) -> list[AVClip]:
+    from avtok.tokenizer.av.config import resolve_av_config
+
+    c = resolve_av_config(cfg.preset)
+    return [synthetic_clip(c.frames, (c.height, c.width), c.fps, MelConfig().sample_rate, s) for s in range(8)]
+
+
 def _synthetic_prepare(cfg):
     """Stands in for the AV recipe's ``prepare`` (which reads media with PyAV): same context, synthetic."""
     from avtok.tokenizer.av import recipe
     from avtok.tokenizer.av.config import resolve_av_config
 
     c = resolve_av_config(cfg.preset)
-    clips = [
-        synthetic_clip(c.frames, (c.height, c.width), c.fps, MelConfig().sample_rate, s) for s in range(8)
-    ]
-    tv, tw, tm = recipe.window_tensors(clips[:6], c.num_samples)
+    clips = _synthetic_clips(cfg)
+    _, _, tm = recipe.window_tensors(clips[:6], c.num_samples)
     hv, _, hm = recipe.window_tensors(clips[6:], c.num_samples)
-    return recipe.AVContext(
-        train_video=tv,
-        train_wave=tw,
-        train_mel=tm,
-        held_out=clips[6:],
-        held_video=hv,
-        held_mel=hm,
-        held_clips=[],
-    )
+    return recipe.AVContext(train_mel=tm, held_out=clips[6:], held_video=hv, held_mel=hm, held_clips=[],
+                            window=recipe.window_config(cfg))
+
+
+class _SyntheticStream:
+    """Stands in for the recipe's ``WindowStream`` (which decodes media with PyAV): endless batches of the
+    synthetic training windows through the recipe's own transform; a position the Trainer can checkpoint."""
+
+    def __init__(self, data, config, *, batch_size: int, seed: int, readers, transform) -> None:
+        from avtok.media_io.windows import WindowSample
+
+        clips = _SyntheticStream.clips
+        self.samples = [WindowSample(video=c.video, audio=c.audio, fps=c.fps, sample_rate=c.sample_rate,
+                                     start=0.0, source=f"synthetic-{i}") for i, c in enumerate(clips)]
+        self.batch_size, self.transform, self.step = min(batch_size, len(self.samples)), transform, 0
+
+    clips: list = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        from avtok.media_io.windows import collate_windows
+
+        n = len(self.samples)
+        picked = [self.samples[(self.step * self.batch_size + i) % n] for i in range(self.batch_size)]
+        self.step += 1
+        return self.transform(collate_windows(picked))
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+    def stats(self):
+        from avtok.media_io.window_plan import DataStats
+
+        return DataStats()
 
 
 def train_tokenizer_synthetic(job, *, device: str, steps: int, workdir: Path) -> dict:
@@ -92,12 +127,14 @@ def train_tokenizer_synthetic(job, *, device: str, steps: int, workdir: Path) ->
         **{k: getattr(recipe, k) for k in dir(recipe) if not k.startswith("__")}
     )
     synthetic.prepare = _synthetic_prepare
-    saved = families.FAMILIES["av"]
+    saved, saved_stream = families.FAMILIES["av"], recipe.WindowStream
+    _SyntheticStream.clips = _synthetic_clips(run)[:6]
     families.FAMILIES["av"] = synthetic  # the job's driver, with the data step swapped for synthetic clips
+    recipe.WindowStream = _SyntheticStream
     try:
         model, results = train_tokenizer(run)
     finally:
-        families.FAMILIES["av"] = saved
+        families.FAMILIES["av"], recipe.WindowStream = saved, saved_stream
     ctx = _synthetic_prepare(run)
     recon = AVClipReconstructor(model.eval(), vocoder="griffinlim")  # HiFi-GAN's weights are not there
     rec = recon.reconstruct(ctx.held_out[0])

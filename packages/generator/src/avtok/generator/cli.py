@@ -28,7 +28,7 @@ from avtok.generator.ovi.sampling import SamplerConfig
 from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.media_io import AVClip, probe, write_clip
-from avtok.tokenizer.cli_train import friendly
+from avtok.tokenizer.cli_style import friendly
 from avtok.tokenizer.visual.model import VisualTokenizer
 
 app = typer.Typer(

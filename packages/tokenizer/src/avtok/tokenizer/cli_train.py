@@ -14,12 +14,13 @@ import typer
 from safetensors.torch import save_file
 
 from avtok.eval.baselines import MeanFrameSilenceBaseline, RepeatFirstFrameBaseline
-from avtok.eval.cli_errors import DEFAULT_USER_ERRORS, UserError, cli_errors
+from avtok.eval.cli_errors import UserError
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
 from avtok.eval.tracking import tracked_run, tracker_for_folder
 from avtok.media_io import AVClip, probe, read_clip, write_clip
 from avtok.tokenizer.av.clip import AVClipReconstructor, read_window
 from avtok.tokenizer.av.model import AVTokenizer
+from avtok.tokenizer.cli_style import CLI_HINTS, USER_ERRORS, friendly
 from avtok.tokenizer.families import get_family
 from avtok.tokenizer.loading import load_model, parse_preset
 from avtok.tokenizer.recipes import RunConfig
@@ -29,22 +30,9 @@ from avtok.tokenizer.window_data import check_data
 from avtok.train.atomic import atomic_directory, atomic_write_json
 from avtok.train.distributed import dist_info, init_distributed
 from avtok.train.pretrained import save_pretrained
-from avtok.train.trainer import TrainingDiverged
 
 __all__ = ["CLI_HINTS", "USER_ERRORS", "device_loss_defaults", "friendly", "train_command",
            "reconstruct_command", "metrics_table"]
-
-# Library messages name Python arguments; on these command lines they are flags (avtok.eval.cli_errors).
-CLI_HINTS = {
-    "pass duration=None": "leave out --duration",
-    "shorten duration or": "lower --duration or",
-    "shorten duration": "lower --duration",
-    "pass allow_silent=True to get silent audio": "pass a file with sound",
-    "pass fps=... explicitly": "re-encode the file with a constant frame rate",
-}
-# user mistakes (one `error:` line, exit code 2); a diverged run is stopped with its fix in the message
-USER_ERRORS = (*DEFAULT_USER_ERRORS, TrainingDiverged)
-friendly = cli_errors(hints=CLI_HINTS, user_errors=USER_ERRORS)
 
 DEFAULT_SECONDS = 4.0  # reconstruct's default span (shorter clips: what they hold)
 REPORT_COLUMNS = ("model", "psnr", "ssim", "frame_fid", "mel_l1", "mrstft", "si_sdr")

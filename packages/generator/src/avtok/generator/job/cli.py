@@ -47,7 +47,7 @@ from avtok.generator.job.config import PRESETS, DemoConfig
 from avtok.generator.job.outputs import OutputFolder
 from avtok.generator.job.report import generator_sections, tokenizer_sections, write_report
 from avtok.generator.ovi.latents import PooledAVLatents
-from avtok.tokenizer.cli_train import friendly
+from avtok.tokenizer.cli_style import friendly
 from avtok.tokenizer.recipes import RunConfig
 from avtok.tokenizer.window_data import check_data
 from avtok.train.atomic import atomic_write_json

@@ -356,7 +356,6 @@ def main() -> None:
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--pytest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(TOOLS))
     if args.pytest is not None:  # pytest inside this process, so the blocker is in place first
         install_blocker_from_env()
         import pytest

@@ -90,3 +90,25 @@ def test_set_metrics_frame_fid_and_fad(concert_clips, aisfx_weights):
     assert first["frame_fid"] == pytest.approx(0.0, abs=1e-3)  # frame 0 is the only frame sampled at stride 24
     assert row[MeanFrameSilenceBaseline.name]["frame_fid"] > 1.0 and first["fad"] > 1.0
     assert "mel_l1" not in report.per_clip.columns
+
+
+def test_frame_fid_runs_inception_once_per_distinct_frame(concert_clips, monkeypatch):
+    """The identity baseline reuses the reference's features and a held frame (mean / first frame) is run
+    once: the statistics equal those of running every frame, with ~2/5 of the Inception work."""
+    from avtok.eval import reconstruction as rec
+    from avtok.eval.inception import InceptionFeatures
+
+    seen = []
+    call = InceptionFeatures.__call__
+    monkeypatch.setattr(InceptionFeatures, "__call__", lambda self, x: seen.append(len(x)) or call(self, x))
+    cfg = ReconstructionConfig(frame_fid=True, frame_stride=6, metrics=ClipMetricsConfig(mel=False))
+    model = TokenizerReconstructor(Quantized(), name="quant16")
+    fast = evaluate_reconstruction(model, concert_clips, cfg=cfg).summary
+    fast_frames, seen[:] = sum(seen), []
+    monkeypatch.setattr(rec._SetMetrics, "_frame_features",
+                        lambda self, video: self.inception(video[:: self.cfg.frame_stride]))
+    every = evaluate_reconstruction(model, concert_clips, cfg=cfg).summary
+    per_clip = [len(c.video[::6]) for c in concert_clips]
+    assert sum(seen) == 5 * sum(per_clip) and fast_frames == 2 * sum(per_clip) + 2 * len(concert_clips)
+    for a, b in zip(fast.iter_rows(named=True), every.iter_rows(named=True), strict=True):
+        assert a["model"] == b["model"] and a["frame_fid"] == pytest.approx(b["frame_fid"], rel=1e-4, abs=1e-3)

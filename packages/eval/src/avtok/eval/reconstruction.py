@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 from avtok.eval.baselines import default_baselines
 from avtok.eval.clip_metrics import ClipMetricsConfig, clip_metrics
 from avtok.eval.frechet import FrechetStats, frechet_distance
@@ -59,14 +61,30 @@ class _SetMetrics:
             self.aisfx, self.adim = AisfxEmbedder(device=cfg.device), EMBED_DIM
         self.frames: dict[str, FrechetStats] = {}
         self.audio: dict[str, FrechetStats] = {}
+        self._ref: tuple[torch.Tensor, torch.Tensor] | None = None  # the current reference's (video, features)
 
     def add(self, key: str, clip: AVClip) -> None:
         if self.inception is not None:
             acc = self.frames.setdefault(key, FrechetStats(self.fdim, name=f"{key} frames"))
-            acc.update(self.inception(clip.video[:: self.cfg.frame_stride]))  # uint8, converted per batch
+            feats = self._frame_features(clip.video)
+            if key == "reference":
+                self._ref = (clip.video, feats)
+            acc.update(feats)
         if self.aisfx is not None:
             acc = self.audio.setdefault(key, FrechetStats(self.adim, name=f"{key} audio"))
             acc.update(self.aisfx(clip.audio, clip.sample_rate))
+
+    def _frame_features(self, video: torch.Tensor) -> torch.Tensor:
+        """Inception features of every ``frame_stride``-th frame (uint8, converted per batch). The
+        reference's own tensor (the identity baseline) reuses its features; a held frame (a
+        stride-0 view, as the mean / first-frame baselines give) is run once and repeated: Inception in
+        eval mode maps equal frames to equal features, so the statistics are those of running every frame."""
+        frames = video[:: self.cfg.frame_stride]
+        if self._ref is not None and self._ref[0] is video:
+            return self._ref[1]
+        if frames.shape[0] > 1 and frames.stride(0) == 0:
+            return self.inception(frames[:1]).expand(frames.shape[0], -1)
+        return self.inception(frames)
 
     def scores(self, key: str) -> dict[str, float]:
         out = {}

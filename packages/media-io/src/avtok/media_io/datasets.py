@@ -20,6 +20,7 @@ made them) knows the position; :class:`WindowLoader` records it and gives ``stat
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,13 @@ def _dist_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int
     return rank, world_size
 
 
+def _nbytes(sample: WindowSample | None) -> int:
+    if sample is None:
+        return 0
+    tensors = (sample.video, sample.audio, sample.mel)
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
 @dataclass
 class _Entry:
     unit: int  # ordinal of the unit in this worker's list
@@ -92,6 +100,10 @@ class WindowDataset(IterableDataset):
         chunk_windows: consecutive windows decoded in one read and assigned together.
         repeat: continue with the next epoch when one ends (an endless stream for step-based training).
         rank, world_size: default from torch.distributed (when initialised), else 0 / 1.
+        cache_mb: keep up to this many MB of decoded windows per worker, so later epochs of a small
+            dataset skip decoding (0: off). Units are cached in the order first read until the budget is
+            full and never evicted: memory stays bounded however large the dataset, and a dataset larger
+            than the budget still streams the rest. Cached windows equal freshly decoded ones.
     """
 
     def __init__(
@@ -107,17 +119,22 @@ class WindowDataset(IterableDataset):
         repeat: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
+        cache_mb: float = 0.0,
         **window_kwargs,
     ) -> None:
         super().__init__()
         if config is not None and window_kwargs:
             raise MediaError(f"pass config= or window fields {sorted(window_kwargs)}, not both")
         self.cfg = config or WindowConfig(**window_kwargs)
-        if split not in ("train", "heldout", "all") or buffer_size < 1 or chunk_windows < 1:
+        if split not in ("train", "heldout", "all") or buffer_size < 1 or chunk_windows < 1 or cache_mb < 0:
             raise MediaError(
-                f"split={split!r}, buffer_size={buffer_size}, chunk_windows={chunk_windows}: "
-                "fix: split train/heldout/all, positive sizes"
+                f"split={split!r}, buffer_size={buffer_size}, chunk_windows={chunk_windows}, "
+                f"cache_mb={cache_mb}: "
+                "fix: split train/heldout/all, positive sizes, a cache budget >= 0"
             )
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: dict[int, list[WindowSample | None]] = {}  # unit -> decoded windows (this process's)
+        self._cached_bytes = 0
         self.source = source if isinstance(source, Source) else parse_source(source)
         self.split, self.seed, self.shuffle, self.repeat = split, int(seed), shuffle, repeat
         self.buffer_size, self.epoch = (buffer_size if shuffle else 1), 0
@@ -163,6 +180,18 @@ class WindowDataset(IterableDataset):
         return order[worker::total]
 
     def _read_unit(self, reader: UnitReader, unit: int) -> list[WindowSample | None]:
+        """The unit's windows (None where one failed): from the cache when it holds them, else decoded."""
+        cached = self._cache.get(unit)
+        if cached is None:
+            cached = self._decode_unit(reader, unit)
+            size = sum(_nbytes(s) for s in cached)
+            if self._cached_bytes + size <= self.cache_bytes:
+                self._cache[unit] = cached
+                self._cached_bytes += size
+        # copies: the stream sets position/counters on the samples it yields
+        return [None if s is None else dataclasses.replace(s) for s in cached]
+
+    def _decode_unit(self, reader: UnitReader, unit: int) -> list[WindowSample | None]:
         i, k0, n = (int(v) for v in self.plan.units[unit])
         if self.plan.kind == "shards":
             try:

@@ -36,7 +36,8 @@ class ModelFamily(Protocol):
 
     def hooks(self, cfg: RunConfig, ctx: Any, model: nn.Module, stage: Stage) -> StageHooks: ...
 
-    def heldout_report(self, model: nn.Module, clips: list[AVClip]) -> pl.DataFrame: ...
+    def heldout_report(self, model: nn.Module, clips: list[AVClip], *,
+                       frame_stride: int = 1) -> pl.DataFrame: ...
 
 
 FAMILIES: dict[str, ModuleType] = {"visual": visual_recipe, "av": av_recipe}

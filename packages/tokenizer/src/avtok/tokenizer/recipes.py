@@ -59,6 +59,7 @@ class RunConfig:
     eval_every: int = 200
     eval_windows: int = 16
     data_readers: int | None = None  # decoding streams over all ranks (None: one per rank); see window_data
+    data_cache_mb: float = 1024.0  # decoded windows kept per reader (later epochs skip decoding; 0: off)
     checkpoint_dir: Path = Path("runs/tokenizer")
     device: str = "cpu"
     strategy: str = "auto"  # "auto" (DDP under torchrun), "ddp", "fsdp2" (shards the transformer blocks)
@@ -106,7 +107,8 @@ class RunConfig:
 
     # how long, where and how visibly a run trains: a resumed run may change these (not its identity)
     RUNTIME_FIELDS = ("minutes", "max_steps", "eval_every", "eval_windows", "checkpoint_dir", "device",
-                      "strategy", "anneal_to_budget", "artifacts", "progress", "max_nonfinite_steps")
+                      "strategy", "anneal_to_budget", "artifacts", "progress", "max_nonfinite_steps",
+                      "data_cache_mb")
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the model and what it learns (the run folder's identity, ``run.json``)."""

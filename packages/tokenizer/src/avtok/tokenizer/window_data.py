@@ -43,19 +43,20 @@ def check_data(data: str) -> None:
 
 
 def _dataset(data: str, config: WindowConfig, *, split: Split, seed: int, shuffle: bool, repeat: bool,
-             readers: int, rank: int | None = None, world_size: int | None = None) -> WindowDataset:
+             readers: int, rank: int | None = None, world_size: int | None = None,
+             cache_mb: float = 0.0) -> WindowDataset:
     """A WindowDataset whose plan has at least ``readers`` units (smaller units for short sources)."""
     with warnings.catch_warnings():  # the skipped files are reported once, by log_stats
         warnings.simplefilter("ignore")
         ds = WindowDataset(data, config=config, split=split, seed=seed, shuffle=shuffle, repeat=repeat,
-                           rank=rank, world_size=world_size)
+                           rank=rank, world_size=world_size, cache_mb=cache_mb)
         if len(ds.plan.units) < readers:
             if ds.num_windows < readers:
                 raise MediaError(f"--data {data}: {ds.num_windows} {split} windows for {readers} data readers; "
                                  "fix: use fewer --data-readers or more data")
             chunk = max(1, ds.num_windows // readers)
             ds = WindowDataset(data, config=config, split=split, seed=seed, shuffle=shuffle, repeat=repeat,
-                               chunk_windows=chunk, rank=rank, world_size=world_size)
+                               chunk_windows=chunk, rank=rank, world_size=world_size, cache_mb=cache_mb)
     return ds
 
 
@@ -73,10 +74,12 @@ class WindowStream:
         readers: decoding streams over all ranks (None: one per rank); must be a multiple of the world size.
         transform: turns each reader's ``WindowBatch`` into the step function's batch (per-window tensors
             are computed here, e.g. the mel).
+        cache_mb: decoded windows each reader keeps (``WindowDataset(cache_mb=)``): a dataset that fits
+            is decoded once, not once per epoch; a larger one caches that much and streams the rest.
     """
 
     def __init__(self, data: str, config: WindowConfig, *, batch_size: int, seed: int, readers: int | None,
-                 transform: Callable[[WindowBatch], Any]) -> None:
+                 transform: Callable[[WindowBatch], Any], cache_mb: float = 0.0) -> None:
         info = dist.dist_info()
         readers = readers or info.world_size
         if readers % info.world_size:
@@ -84,7 +87,8 @@ class WindowStream:
                              "fix: pass a multiple of the number of processes")
         self.workers = readers // info.world_size  # readers of this rank
         self.dataset = _dataset(data, config, split="train", seed=seed, shuffle=True, repeat=True,
-                                readers=readers, rank=info.rank, world_size=info.world_size)
+                                readers=readers, rank=info.rank, world_size=info.world_size,
+                                cache_mb=cache_mb)
         per_reader = max(1, math.ceil(batch_size / readers))
         self.loader = WindowLoader(self.dataset, batch_size=per_reader,
                                    num_workers=self.workers if self.workers > 1 else 0)

@@ -234,7 +234,7 @@ def hooks(cfg: RunConfig, ctx: AVContext, model: AVTokenizer, stage: Stage) -> S
         return {"video": video, "mel": mel, "wave": wave}
 
     stream = WindowStream(cfg.data, ctx.window, batch_size=cfg.batch_size, seed=cfg.seed,
-                          readers=cfg.data_readers, transform=to_batch)
+                          readers=cfg.data_readers, transform=to_batch, cache_mb=cfg.data_cache_mb)
     task = next(iter(stage.tasks))
     data = RoundRobinTasks({task: stream}, {task: 1})
     held_mel = model.normalize_mel(ctx.held_mel)

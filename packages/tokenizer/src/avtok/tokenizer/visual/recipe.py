@@ -178,7 +178,8 @@ def hooks(cfg: RunConfig, ctx: VisualContext, model: VisualTokenizer, stage: Sta
     batch = {"image_rec": cfg.batch_size, "video_rec": max(1, cfg.batch_size // 4),
              "audio_rec": max(1, cfg.batch_size // 2)}
     sources = {k: WindowStream(cfg.data, ctx.windows[k], batch_size=batch[k], seed=cfg.seed,
-                               readers=cfg.data_readers, transform=functools.partial(_task_batch, k))
+                               readers=cfg.data_readers, transform=functools.partial(_task_batch, k),
+                               cache_mb=cfg.data_cache_mb)
                for k in ratios}
     data = RoundRobinTasks(sources, ratios)
     weights = ReconstructionWeights(gram=1e3 if cfg.gram else 0.0)
@@ -219,8 +220,11 @@ def hooks(cfg: RunConfig, ctx: VisualContext, model: VisualTokenizer, stage: Sta
                       data_stats=stats.stats)
 
 
-def heldout_report(model: VisualTokenizer, clips: list[AVClip], *, frame_fid: bool = True) -> pl.DataFrame:
-    """avtok.eval's video scores (PSNR, SSIM, frame FID) next to the trivial baselines."""
-    cfg = ReconstructionConfig(metrics=ClipMetricsConfig(audio=False), frame_fid=frame_fid)
+def heldout_report(model: VisualTokenizer, clips: list[AVClip], *, frame_fid: bool = True,
+                   frame_stride: int = 1) -> pl.DataFrame:
+    """avtok.eval's video scores (PSNR, SSIM, frame FID on every ``frame_stride``-th frame) next to the
+    trivial baselines."""
+    cfg = ReconstructionConfig(metrics=ClipMetricsConfig(audio=False), frame_fid=frame_fid,
+                               frame_stride=frame_stride)
     model.eval()
     return evaluate_reconstruction(VisualReconstructor(model), clips, cfg=cfg).summary

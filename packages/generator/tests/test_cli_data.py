@@ -10,11 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
+from avtok.generator import cli
 from avtok.generator.ar.pipeline import window_config
 from avtok.generator.cli import app
 from avtok.generator.ovi.latents import PooledAVLatents, PooledLatentConfig
+from avtok.generator.ovi.text import TextEmbeddings
 from avtok.generator.training_data import training_windows
 from avtok.media_io import probe, read_clip, sample_path, write_clip
 from avtok.tokenizer.av.model import build_av_tokenizer
@@ -79,8 +82,21 @@ def test_ar_classes_are_the_sources_in_order(messy):
     assert got.clips[0].video.shape[1:3] == (tok.config.height, tok.config.width)
 
 
+class _HashText:
+    """A stand-in text encoder (seeded by the prompt's characters): the prompt is not what these tests are
+    about, and MiniLM's load takes most of a cold test's time."""
+
+    name, dim = "hash-text-test", 16
+
+    def encode(self, prompts: list[str]) -> TextEmbeddings:
+        rows = [torch.Generator().manual_seed(sum(map(ord, p))) for p in prompts]
+        emb = torch.stack([torch.randn(4, self.dim, generator=g) for g in rows])  # (B, 4, D)
+        return TextEmbeddings(embeddings=emb, mask=torch.ones(len(prompts), 4, dtype=torch.bool))
+
+
 def test_train_counts_skipped_files_and_refuses_a_used_output(messy, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # --mlflow logs to ./mlflow.db
+    monkeypatch.setattr(cli, "minilm_encoder", _HashText)
     out = tmp_path / "gen"
     args = ["train", "-o", str(out), "--data", str(messy), "--seconds", "1", "--windows", "2", "--steps", "1",
             "--batch-size", "2", "--preset", "tiny"]
@@ -90,7 +106,8 @@ def test_train_counts_skipped_files_and_refuses_a_used_output(messy, tmp_path, m
     metrics = _mlflow_metrics(tmp_path / "mlflow.db", "avtok-generator")
     assert metrics["data/files_skipped"] == 1 and metrics["data/files_used"] == 2
     meta = json.loads((out / "pipeline.json").read_text())
-    assert meta["codec"] == "pooled" and (out / "run.json").is_file() and not (out / "run.lock").exists()
+    assert meta["codec"] == "pooled" and meta["text_encoder"] == "hash-text-test"
+    assert (out / "run.json").is_file() and not (out / "run.lock").exists()  # the lock is released
     line = _error_line(runner.invoke(app, args))
     assert str(out) in line and "--resume" in line and "--overwrite" in line and "--output" in line
     again = runner.invoke(app, [*args, "--resume"])  # the same run, already at its last step

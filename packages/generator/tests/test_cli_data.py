@@ -1,12 +1,17 @@
 """`avtok-generator train` / `train-ar` read their windows through the one data path (a folder with a bad
 file: skipped and counted in the log and MLflow; the train split only; zero usable windows: a one-line
-error naming --data) and claim --output as a run folder (a second run there is refused, --resume continues).
+error naming --data) and claim --output as a run folder (a second run there is refused, --resume continues;
+under torchrun rank 0 claims and every rank stops on a refusal).
 
 Real media: 5 s cuts of the concert clip, plus a text file named .mp4."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +136,34 @@ def test_train_ar_refuses_a_used_output_and_names_data_without_windows(messy, tm
     line = _error_line(runner.invoke(app, ["train-ar", "-o", str(tmp_path / "ar2"), "--data", str(bad)]))
     assert line.startswith(f"error: --data {bad}") and "notes.mp4" in line
     assert not (tmp_path / "ar2").exists()  # nothing claimed or written for a failed data check
+
+
+@pytest.mark.slow  # two torchrun launches, ~35 s on 2 shared cores
+def test_train_ar_under_torchrun_and_a_used_output_stops_every_rank(tmp_path):
+    """2 gloo ranks: DDP training of the AR model (its loss reads the config through the DDP wrapper), rank 0
+    alone claims and writes --output; a second launch into it stops both ranks with the one-line error."""
+    out = tmp_path / "ar"
+
+    def launch() -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+               "127.0.0.1", "--master-port", str(_free_port()), "-m", "avtok.generator.cli", "train-ar", "-o",
+               str(out), "--windows", "4", "--steps", "2", "--batch-size", "4"]
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+    first = launch()
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    assert first.stdout.count("trained 2 steps") == 1 and first.stdout.count("data: 1/1 files used") == 1
+    assert (out / "config.json").is_file() and (out / "run.json").is_file()
+    assert not (out / "run.lock").exists()
+    second = launch()
+    assert second.returncode != 0
+    refusals = [ln for ln in (second.stdout + second.stderr).splitlines()
+                if ln.startswith("error: ") and "--resume" in ln and "--output" in ln]
+    assert len(refusals) == 2, second.stdout[-2000:] + second.stderr[-2000:]  # one per rank, no hang
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -248,7 +248,8 @@ def _train_dit(output: Path, o: SimpleNamespace, *, codec, encoder, found) -> No
     scale = base.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
     typer.echo(f"{len(data)} windows, {trainable_count(model):,} trainable params, RoPE scale {scale:.4f}")
     with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
-        log_data(found.stats, tracker, echo=typer.echo)  # skipped / failed / adjusted files
+        if _is_main():  # every rank read the same windows
+            log_data(found.stats, tracker, echo=typer.echo)  # skipped / failed / adjusted files
         summary = recipes.train_generator(
             model, data, cfg, fm=fm, spec=codec.spec, null_text=null, batch_size=o.batch_size,
             tracker=tracker, params={"flow": {"independent_t": o.independent_t, "task_probs": o.task_probs}},
@@ -438,7 +439,8 @@ def train_ar(
             tracker = tracker_for_folder(output, experiment="avtok-generator-ar",
                                          run_name=f"train-ar-{preset}")
         with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
-            log_data(found.stats, tracker, echo=typer.echo)  # skipped / failed / adjusted files
+            if _is_main():  # every rank read the same windows
+                log_data(found.stats, tracker, echo=typer.echo)  # skipped / failed / adjusted files
             _train_ar(output, SimpleNamespace(**options), tok=tok, found=found, tracker=tracker)
 
 
@@ -527,3 +529,7 @@ def sample_ar(
         cfg=cfg,
     )
     _write_samples(out, output)
+
+
+if __name__ == "__main__":  # python -m avtok.generator.cli (e.g. under torchrun -m)
+    app()

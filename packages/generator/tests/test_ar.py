@@ -33,8 +33,11 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def real_tokens(tokenizer):
-    """(16, 48) unified indices of 16 real concert windows (tiny AV tokenizer, video then audio)."""
-    return encode_windows(tokenizer, read_windows(tokenizer, "concert", count=16))
+    """(16, 48) unified indices of 16 real concert windows spread evenly over the clip (tiny AV tokenizer,
+    video then audio)."""
+    usable = probe(sample_path("concert")).duration - tokenizer.config.seconds - 0.05
+    starts = [usable * (i + 0.5) / 16 for i in range(16)]
+    return encode_windows(tokenizer, read_windows(tokenizer, "concert", starts=starts))
 
 
 @pytest.fixture

@@ -1,8 +1,15 @@
-"""WindowDataset on real media: (rank, worker) disjointness, exact resume, skip-and-count, messy files."""
+"""WindowDataset on real media: (rank, worker) disjointness (also under torchrun), exact resume,
+skip-and-count, messy files."""
 
+import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +25,7 @@ from avtok.media_io import (
 )
 
 WINDOW = dict(window_frames=8, fps=8.0, size=(32, 32), sample_rate=8000, channels=1)
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +91,40 @@ def test_ranks_and_workers_are_disjoint_and_cover_an_epoch(good_dir):
     full = _all_windows(ds)
     assert len(full) == 15 and Counter(seen) == Counter(full)  # each window exactly once
     assert ds.plan.counts.tolist() == [6, 5, 4] or sorted(ds.plan.counts.tolist()) == [4, 5, 6]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _torchrun(data, out, *, seed: int) -> dict[int, list[tuple[str, float]]]:
+    """One epoch under ``torchrun --nproc-per-node 2`` (gloo), 2 DataLoader workers per rank."""
+    out.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+           "127.0.0.1", "--master-port", str(_free_port()), str(HERE / "torchrun_windows.py"), "--data",
+           str(data), "--out", str(out), "--window", json.dumps(WINDOW), "--seed", str(seed)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    runs = {r: json.loads((out / f"rank{r}.json").read_text()) for r in range(2)}
+    assert all(run["world_size"] == 2 for run in runs.values())
+    return {r: [tuple(w) for w in run["windows"]] for r, run in runs.items()}
+
+
+@pytest.mark.slow  # two torchrun launches: ~35 s on 2 shared cores
+def test_torchrun_two_ranks_two_workers_see_every_window_once(good_dir, tmp_path):
+    """Issue 25 item 4 under a real launcher: rank and world size come from the gloo process group."""
+    first = _torchrun(good_dir, tmp_path / "first", seed=3)
+    seen = first[0] + first[1]
+    full = _all_windows(_dataset(good_dir))
+    assert Counter(seen) == Counter(full) and len(seen) == len(full) == 15  # each window exactly once
+    assert first[0] and first[1] and not set(first[0]) & set(first[1])
+    assert first == _torchrun(good_dir, tmp_path / "second", seed=3)  # the same per-rank order again
+    for rank in range(2):  # what torchrun gave each rank = that rank's stream built explicitly
+        ds = _dataset(good_dir, rank=rank, world_size=2, seed=3, buffer_size=4, chunk_windows=2)
+        assert first[rank] == [k for batch in ds.loader(2, num_workers=2) for k in _keys(batch)]
 
 
 def test_order_is_deterministic_and_shuffled(good_dir):

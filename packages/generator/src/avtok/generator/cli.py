@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import torch
@@ -13,7 +14,17 @@ import typer
 
 from avtok.eval.cli_errors import UserError
 from avtok.generator import recipes
-from avtok.generator.conditioning import condition_clip, resolve_source
+from avtok.generator.cli_options import (
+    CLIP_HELP,
+    DATA_HELP,
+    HOLDOUT_HELP,
+    OVERWRITE_HELP,
+    RESUME_HELP,
+    WINDOWS_HELP,
+    claim_output,
+    data_and_flag,
+)
+from avtok.generator.conditioning import condition_clip
 from avtok.generator.ovi.config import build_config, count_parameters_formula
 from avtok.generator.ovi.flow import FlowMatchingConfig
 from avtok.generator.ovi.latents import (
@@ -27,20 +38,13 @@ from avtok.generator.ovi.recipe import freeze, latent_dataset, short_run_config,
 from avtok.generator.ovi.sampling import SamplerConfig
 from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
-from avtok.media_io import AVClip, probe, write_clip
+from avtok.media_io import write_clip
 from avtok.tokenizer.cli_style import friendly
 from avtok.tokenizer.visual.model import VisualTokenizer
 
 app = typer.Typer(
     help="Audio-video generators: Ovi-style twin DiT, AR over AVTok tokens.", no_args_is_help=True
 )
-
-
-def _source(name: str) -> Path:
-    try:
-        return resolve_source(name)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"--clip {err}") from None
 
 
 def _codec(tokenizer: str | None, seconds: float) -> PooledAVLatents | TokenizerLatents:
@@ -55,17 +59,6 @@ def _codec(tokenizer: str | None, seconds: float) -> PooledAVLatents | Tokenizer
             "--mel-images (avtok-tokenizer train --preset tiny-visual --mel-images)"
         )
     return TokenizerLatents(model, TokenizerLatentConfig(seconds=seconds))
-
-
-def _windows(codec: PooledAVLatents | TokenizerLatents, sources: list[str], per_source: int) -> list[AVClip]:
-    clips = []
-    for name in sources:
-        path = _source(name)
-        duration = probe(path).duration
-        usable = max(duration - codec.cfg.seconds, 0.0)
-        starts = [usable * (i + 0.5) / per_source for i in range(per_source)]
-        clips += [codec.read(str(path), start=s) for s in starts]
-    return clips
 
 
 def _write_samples(clips: list, output: Path) -> None:
@@ -165,11 +158,11 @@ def info(
 @friendly
 def train(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the trained pipeline.")],
-    sources: Annotated[
-        list[str], typer.Option("--clip", help="Media file or sample name (repeatable).")
-    ] = None,
+    data: Annotated[list[str], typer.Option("--data", help=DATA_HELP)] = None,
+    sources: Annotated[list[str], typer.Option("--clip", help=CLIP_HELP)] = None,
     prompt: Annotated[str, typer.Option(help="Prompt of every training window.")] = "a live band on stage",
-    windows: Annotated[int, typer.Option(help="Windows per source clip.")] = 4,
+    windows: Annotated[int, typer.Option(help=WINDOWS_HELP)] = 4,
+    holdout_seconds: Annotated[float, typer.Option(help=HOLDOUT_HELP)] = 0.0,
     preset: str = "tiny",
     steps: int = 300,
     lr: float = 3e-3,
@@ -207,11 +200,17 @@ def train(
         bool, typer.Option(help="Recompute each fusion block in backward (less memory).")
     ] = False,
     mlflow: bool = False,
+    resume: Annotated[bool, typer.Option(help=RESUME_HELP)] = False,
+    overwrite: Annotated[bool, typer.Option(help=OVERWRITE_HELP)] = False,
     seed: int = 0,
 ) -> None:
     """Train (or fine-tune with --init, fully or with LoRA) on windows of real clips; save a pipeline."""
-    from avtok.eval.tracking import NullTracker, tracked_run, tracker_for_folder
+    options = dict(locals())  # the command's options (before anything else is bound here)
+    from avtok.generator.training_data import training_windows
+    from avtok.train import init_distributed
 
+    specs, flag = data_and_flag(data, sources)
+    init_distributed()
     if ovi_ckpts is not None:  # Ovi's own latents and text encoder (fine-tuning a converted Ovi model)
         from avtok.generator.ovi.ovi_latents import OviLatentConfig, OviLatents
         from avtok.generator.ovi.pipeline import umt5_encoder, umt5_files
@@ -220,40 +219,46 @@ def train(
         encoder = umt5_encoder(**umt5_files(ovi_ckpts, text_encoder))
     else:
         codec, encoder = _codec(tokenizer, seconds), minilm_encoder()
-    clips = _windows(codec, sources or ["concert"], windows)
+    window = codec.window_config(holdout_seconds=holdout_seconds)
+    found = training_windows(specs, window, count=windows * len(specs), seed=seed, flag=flag)
+    with claim_output(output, options, command="train", specs=specs, resume=resume, overwrite=overwrite):
+        _train_dit(output, SimpleNamespace(**options), codec=codec, encoder=encoder, found=found)
+
+
+def _train_dit(output: Path, o: SimpleNamespace, *, codec, encoder, found) -> None:
+    """``train`` after its data is read and --output claimed (``o``: the command's options)."""
+    from avtok.eval.tracking import NullTracker, tracked_run, tracker_for_folder
+    from avtok.generator.training_data import log_data
+
     if isinstance(codec, TokenizerLatents):
-        codec.fit(clips)  # per-channel latent statistics of the training windows
-    text = EmbeddingCache(output / "text_cache", encoder).get([prompt] * len(clips))
-    data = latent_dataset(clips, codec, text)
-    overrides = {"audio_rope_scale": audio_rope_scale} if audio_rope_scale > 0 else {}
-    torch.manual_seed(seed)
-    channels = {"video_channels": codec.spec.video_channels, "audio_channels": codec.spec.audio_channels}
-    base = _initial_model(init, preset, encoder.dim, channels, overrides)
-    if lora_rank > 0 and strategy == "fsdp2":
-        raise UserError("--lora-rank with --strategy fsdp2: adapters are small, use --strategy ddp")
-    base.activation_checkpointing = activation_checkpointing
-    model = _trainable(base, freeze_mode, lora_rank, lora_alpha, lora_targets, lora_towers)
+        codec.fit(found.clips)  # per-channel latent statistics of the training windows
+    text = EmbeddingCache(output / "text_cache", encoder).get([o.prompt] * len(found.clips))
+    data = latent_dataset(found.clips, codec, text)
+    base, model = _dit_model(o, codec, encoder)
     null = EmbeddingCache(output / "text_cache", encoder).get([""])
     null.embeddings = torch.nn.functional.pad(
         null.embeddings, (0, 0, 0, text.embeddings.shape[1] - null.mask.shape[1])
     )
     null.mask = torch.nn.functional.pad(null.mask, (0, text.mask.shape[1] - null.mask.shape[1]))
-    fm = FlowMatchingConfig(independent_t=independent_t, task_probs=[float(x) for x in task_probs.split(",")],
-                            loss_on=loss_on)
-    cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed, strategy=strategy)
-    tracker = tracker_for_folder(output, experiment="avtok-generator", run_name=f"train-{preset}") \
-        if mlflow and _is_main() else NullTracker()
+    probs = [float(x) for x in o.task_probs.split(",")]
+    fm = FlowMatchingConfig(independent_t=o.independent_t, task_probs=probs, loss_on=o.loss_on)
+    cfg = _train_config(lr=o.lr, steps=o.steps, output=output, seed=o.seed, strategy=o.strategy)
+    tracker = tracker_for_folder(output, experiment="avtok-generator", run_name=f"train-{o.preset}") \
+        if o.mlflow and _is_main() else NullTracker()
     scale = base.audio_rope_scale(data[0]["video"][None], data[0]["audio"][None], codec.spec)
     typer.echo(f"{len(data)} windows, {trainable_count(model):,} trainable params, RoPE scale {scale:.4f}")
     with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
+        if _is_main():  # every rank read the same windows
+            log_data(found.stats, tracker, echo=typer.echo)  # skipped / failed / adjusted files
         summary = recipes.train_generator(
-            model, data, cfg, fm=fm, spec=codec.spec, null_text=null, batch_size=batch_size, tracker=tracker,
-            params={"flow": {"independent_t": independent_t, "task_probs": task_probs}},
+            model, data, cfg, fm=fm, spec=codec.spec, null_text=null, batch_size=o.batch_size,
+            tracker=tracker, params={"flow": {"independent_t": o.independent_t, "task_probs": o.task_probs}},
+            resume=o.resume,
         )
     model = _full_model(model, TwinDiT, base.cfg)  # collective under FSDP2: every rank gathers
     if not _is_main():
         return  # rank 0 writes the pipeline
-    if lora_rank > 0:
+    if o.lora_rank > 0:
         from avtok.generator.ovi.lora import merge_lora
 
         model.save_pretrained(str(output / "adapter"))  # peft adapters; load_lora(base, output / "adapter")
@@ -264,6 +269,18 @@ def train(
         f"final loss {summary.last_metrics.get('train/loss', float('nan')):.4f}; "
         f"saved {output}"
     )
+
+
+def _dit_model(o: SimpleNamespace, codec, encoder) -> tuple[TwinDiT, torch.nn.Module]:
+    """The twin DiT (fresh or --init) and what trains: it, frozen in part, or with LoRA adapters."""
+    overrides = {"audio_rope_scale": o.audio_rope_scale} if o.audio_rope_scale > 0 else {}
+    torch.manual_seed(o.seed)
+    channels = {"video_channels": codec.spec.video_channels, "audio_channels": codec.spec.audio_channels}
+    base = _initial_model(o.init, o.preset, encoder.dim, channels, overrides)
+    if o.lora_rank > 0 and o.strategy == "fsdp2":
+        raise UserError("--lora-rank with --strategy fsdp2: adapters are small, use --strategy ddp")
+    base.activation_checkpointing = o.activation_checkpointing
+    return base, _trainable(base, o.freeze_mode, o.lora_rank, o.lora_alpha, o.lora_targets, o.lora_towers)
 
 
 @app.command()
@@ -384,10 +401,14 @@ def _tokenizer(name: str):
 def train_ar(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the trained AR pipeline.")],
     tokenizer: Annotated[str, typer.Option(help="AV tokenizer dir, or preset (random weights).")] = "tiny-av",
-    sources: Annotated[
-        list[str], typer.Option("--clip", help="Media file or sample name (repeatable; class i = i-th).")
+    data: Annotated[
+        list[str], typer.Option("--data", help=f"{DATA_HELP}; class = a manifest's label, else i-th source")
     ] = None,
-    windows: Annotated[int, typer.Option(help="Windows per source clip.")] = 32,
+    sources: Annotated[
+        list[str], typer.Option("--clip", help=f"{CLIP_HELP} Class i = the i-th source.")
+    ] = None,
+    windows: Annotated[int, typer.Option(help=WINDOWS_HELP)] = 32,
+    holdout_seconds: Annotated[float, typer.Option(help=HOLDOUT_HELP)] = 0.0,
     preset: str = "tiny",
     steps: int = 300,
     lr: float = 3e-3,
@@ -396,52 +417,59 @@ def train_ar(
     cond_dropout: Annotated[float, typer.Option(help="Condition dropout (for CFG).")] = 0.1,
     strategy: Annotated[str, typer.Option(help="Under torchrun: auto (DDP) | ddp | fsdp2 | none.")] = "auto",
     mlflow: bool = False,
+    resume: Annotated[bool, typer.Option(help=RESUME_HELP)] = False,
+    overwrite: Annotated[bool, typer.Option(help=OVERWRITE_HELP)] = False,
     seed: int = 0,
 ) -> None:
     """Encode windows with the AV tokenizer, train the AR generator through the shared Trainer, save it."""
+    options = dict(locals())  # the command's options (before anything else is bound here)
     from avtok.eval.tracking import NullTracker, tracked_run, tracker_for_folder
+    from avtok.generator.ar.pipeline import window_config
+    from avtok.generator.training_data import log_data, training_windows
+    from avtok.train import init_distributed
 
-    tracker = tracker_for_folder(output, experiment="avtok-generator-ar", run_name=f"train-ar-{preset}") \
-        if mlflow and _is_main() else NullTracker()
-    with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
-        _train_ar(output=output, tokenizer=tokenizer, sources=sources, windows=windows, preset=preset,
-                  steps=steps, lr=lr, batch_size=batch_size, task_probs=task_probs, cond_dropout=cond_dropout,
-                  seed=seed, strategy=strategy, tracker=tracker)
+    specs, flag = data_and_flag(data, sources)
+    init_distributed()
+    tok = _tokenizer(tokenizer)
+    window = window_config(tok, allow_silent=True, holdout_seconds=holdout_seconds)
+    found = training_windows(specs, window, count=windows * len(specs), seed=seed, flag=flag)
+    with claim_output(output, options, command="train-ar", specs=specs, resume=resume, overwrite=overwrite):
+        tracker = NullTracker()
+        if mlflow and _is_main():
+            tracker = tracker_for_folder(output, experiment="avtok-generator-ar",
+                                         run_name=f"train-ar-{preset}")
+        with tracked_run(tracker):  # FAILED / KILLED in MLflow when training fails or is interrupted
+            if _is_main():  # every rank read the same windows
+                log_data(found.stats, tracker, echo=typer.echo)  # skipped / failed / adjusted files
+            _train_ar(output, SimpleNamespace(**options), tok=tok, found=found, tracker=tracker)
 
 
-def _train_ar(*, output: Path, tokenizer: str, sources, windows: int, preset: str, steps: int, lr: float,
-              batch_size: int, task_probs: str, cond_dropout: float, seed: int, strategy: str, tracker) -> None:
+def _train_ar(output: Path, o: SimpleNamespace, *, tok, found, tracker) -> None:
     from avtok.generator.ar.config import build_ar_config
     from avtok.generator.ar.model import ARTransformer
-    from avtok.generator.ar.pipeline import ARPipeline, encode_windows, read_windows
+    from avtok.generator.ar.pipeline import ARPipeline, encode_windows
     from avtok.generator.ar.train import ARTrainConfig, token_dataset
 
-    tok = _tokenizer(tokenizer)
-    sources = sources or ["concert"]
-    indices, labels = [], []
-    for label, name in enumerate(sources):
-        idx = encode_windows(tok, read_windows(tok, name, count=windows))
-        indices.append(idx)
-        labels += [label] * len(idx)
-    indices = torch.cat(indices)
+    indices = encode_windows(tok, found.clips)
     t = tok.config
-    base = build_ar_config(preset)
+    base = build_ar_config(o.preset)
     cfg = build_ar_config(
-        preset,
+        o.preset,
         codebook_size=t.codebook_size,
         video_tokens=t.video_tokens,
         audio_tokens=t.audio_tokens,
-        num_classes=max(base.num_classes, len(sources)),
+        num_classes=max(base.num_classes, found.num_classes),
     )
-    torch.manual_seed(seed)
+    torch.manual_seed(o.seed)
     model = ARTransformer(cfg)
-    probs = tuple(float(x) for x in task_probs.split(","))
-    train_cfg = _train_config(lr=lr, steps=steps, output=output, seed=seed, strategy=strategy)
+    probs = tuple(float(x) for x in o.task_probs.split(","))
+    train_cfg = _train_config(lr=o.lr, steps=o.steps, output=output, seed=o.seed, strategy=o.strategy)
     typer.echo(f"{len(indices)} windows → tokens {tuple(indices.shape)}, {model.num_params():,} params")
     summary = recipes.train_ar(
-        model, token_dataset(indices, labels), train_cfg,
-        ar=ARTrainConfig(task_probs=probs, cond_dropout=cond_dropout), batch_size=batch_size, tracker=tracker,
-        params={"ar": cfg.to_dict(), "tokenizer": tokenizer, "task_probs": task_probs},
+        model, token_dataset(indices, found.labels), train_cfg,
+        ar=ARTrainConfig(task_probs=probs, cond_dropout=o.cond_dropout), batch_size=o.batch_size,
+        tracker=tracker, params={"ar": cfg.to_dict(), "tokenizer": o.tokenizer, "task_probs": o.task_probs},
+        resume=o.resume,
     )
     model = _full_model(model, ARTransformer, cfg)  # collective under FSDP2
     if not _is_main():
@@ -501,3 +529,7 @@ def sample_ar(
         cfg=cfg,
     )
     _write_samples(out, output)
+
+
+if __name__ == "__main__":  # python -m avtok.generator.cli (e.g. under torchrun -m)
+    app()

@@ -347,17 +347,11 @@ class WindowLoader:
 
     def stats(self) -> DataStats:
         """Planning counts plus what this loader's workers read, failed and found truncated so far."""
-        stats = DataStats(
-            **{k: v for k, v in vars(self.dataset.stats).items() if k != "skipped"},
-            skipped=dict(self.dataset.stats.skipped),
-        )
         totals = dict(self._done)
         for counts in self._counts.values():
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + value
-        for key, value in totals.items():
-            setattr(stats, key, getattr(stats, key) + value)
-        return stats
+        return self.dataset.stats.plus(totals)
 
     def state_dict(self) -> dict:
         positions = dict(self.dataset.positions)

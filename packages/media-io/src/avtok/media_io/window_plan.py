@@ -117,6 +117,13 @@ class DataStats:
         if len(self.skipped) < _MAX_REASONS:
             self.skipped[path] = reason
 
+    def plus(self, counts: dict[str, int]) -> DataStats:
+        """A copy with a reader's counts (``windows_failed``, ``truncated_files``, …) added."""
+        out = DataStats(**{k: v for k, v in vars(self).items() if k != "skipped"}, skipped=dict(self.skipped))
+        for key, value in counts.items():
+            setattr(out, key, getattr(out, key) + value)
+        return out
+
     def metrics(self) -> dict[str, int]:
         """The counts, for a training log / MLflow (``data/<name>``)."""
         return {k: v for k, v in asdict(self).items() if isinstance(v, int)}

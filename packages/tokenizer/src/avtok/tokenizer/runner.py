@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
@@ -32,7 +32,7 @@ from avtok.tokenizer.window_data import log_stats
 from avtok.train import CheckpointManager, TrainConfig, Trainer
 from avtok.train import distributed as dist
 from avtok.train.atomic import atomic_write_json
-from avtok.train.run_folder import RunFolderError, claim_run_folder
+from avtok.train.run_folder import RunFolderError, claim_on_main
 
 __all__ = ["train_tokenizer", "stage_dir", "claim_tokenizer_run"]
 
@@ -74,21 +74,8 @@ def _load_previous(model: nn.Module, prev_dir: Path, *, ema: bool = False, stric
 
 def claim_tokenizer_run(cfg: RunConfig, *, resume: bool, overwrite: bool = False) -> AbstractContextManager:
     """Claim ``cfg.checkpoint_dir`` for this run on rank 0 (identity + lock; every rank raises its error)."""
-    info = dist.dist_info()
-    lock, error = None, None
-    if info.rank == 0:
-        try:
-            lock = claim_run_folder(cfg.checkpoint_dir, cfg.identity(), summary=cfg.summary(), resume=resume,
-                                    overwrite=overwrite)
-        except RunFolderError as err:
-            error = str(err)
-    if info.enabled:
-        box = [error]
-        torch.distributed.broadcast_object_list(box, src=0)
-        error = box[0]
-    if error is not None:
-        raise RunFolderError(error)
-    return lock if lock is not None else nullcontext()
+    return claim_on_main(cfg.checkpoint_dir, cfg.identity(), summary=cfg.summary(), resume=resume,
+                         overwrite=overwrite)
 
 
 def train_tokenizer(

@@ -29,7 +29,8 @@ from avtok.media_io.window_plan import DataStats, Split, WindowConfig
 from avtok.media_io.windows import WindowBatch, WindowSample
 from avtok.train import distributed as dist
 
-__all__ = ["WindowStream", "check_data", "heldout_windows", "join_windows", "sample_windows", "log_stats"]
+__all__ = ["WindowStream", "check_data", "heldout_windows", "join_windows", "log_stats", "sample_windows",
+           "sample_windows_counted"]
 
 log = logging.getLogger("avtok.tokenizer")
 
@@ -114,8 +115,15 @@ class WindowStream:
         return self.loader.stats()
 
 
-def sample_windows(data: str, config: WindowConfig, *, count: int, seed: int) -> list[WindowSample]:
+def sample_windows(data: str | list[str], config: WindowConfig, *, count: int,
+                   seed: int) -> list[WindowSample]:
     """Up to ``count`` shuffled training windows, read in this process (e.g. for data statistics)."""
+    return sample_windows_counted(data, config, count=count, seed=seed)[0]
+
+
+def sample_windows_counted(data: str | list[str], config: WindowConfig, *, count: int,
+                           seed: int) -> tuple[list[WindowSample], DataStats]:
+    """``sample_windows`` plus what planning and reading found (skipped, failed and adjusted files)."""
     ds = _dataset(data, config, split="train", seed=seed, shuffle=True, repeat=False, readers=1,
                   rank=0, world_size=1)
     out = []
@@ -123,7 +131,7 @@ def sample_windows(data: str, config: WindowConfig, *, count: int, seed: int) ->
         out.append(sample)
         if len(out) == count:
             break
-    return out
+    return out, ds.stats.plus(out[-1].counters if out and out[-1].counters else {})
 
 
 def heldout_windows(data: str, config: WindowConfig, *, holdout_seconds: float) -> list[WindowSample]:

@@ -23,9 +23,12 @@ import os
 import socket
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from avtok.train.atomic import atomic_write_json
 
@@ -34,6 +37,7 @@ __all__ = [
     "LOCK_NAME",
     "RunFolderError",
     "RunLock",
+    "claim_on_main",
     "claim_run_folder",
     "identity_hash",
     "read_identity",
@@ -102,7 +106,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _check_lock(folder: Path) -> None:
+def _check_lock(folder: Path, flag: str = "--checkpoint-dir") -> None:
     """Raise when a live process holds ``folder``; remove a stale lock (dead PID on this host)."""
     path = folder / LOCK_NAME
     if not path.exists():
@@ -119,17 +123,17 @@ def _check_lock(folder: Path) -> None:
     who = f"process {pid} on {host} since {owner.get('started', '?')}" if pid else "an unknown process"
     raise RunFolderError(
         f"{folder}: another training run is writing here ({who}); wait for it to finish or "
-        f"pass another --checkpoint-dir (if no such process is alive, delete {path})"
+        f"pass another {flag} (if no such process is alive, delete {path})"
     )
 
 
-def _take_lock(folder: Path) -> RunLock:
+def _take_lock(folder: Path, flag: str) -> RunLock:
     path = folder / LOCK_NAME
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:  # another process won the race between the check and here
-        _check_lock(folder)
+        _check_lock(folder, flag)
         raise
     with os.fdopen(fd, "w") as handle:
         json.dump(owner, handle)
@@ -174,11 +178,13 @@ def claim_run_folder(
     summary: str,
     resume: bool = False,
     overwrite: bool = False,
+    flag: str = "--checkpoint-dir",
 ) -> RunLock:
     """Check and lock ``folder`` for a run whose identity is ``config`` (see the module docstring).
 
-    ``summary`` names the run for people (``"tokenizer tiny-av vfal on sample:concert"``). Returns the lock;
-    release it (``with`` block) when training ends. Raises :class:`RunFolderError` with the fix.
+    ``summary`` names the run for people (``"tokenizer tiny-av vfal on sample:concert"``); ``flag`` is the
+    command's option naming the folder (for the errors). Returns the lock; release it (``with`` block) when
+    training ends. Raises :class:`RunFolderError` with the fix.
     """
     folder = Path(folder).absolute()
     if folder in _HELD:  # this process claimed it already (e.g. the CLI before the runner)
@@ -189,7 +195,7 @@ def claim_run_folder(
         )
     new = {"hash": identity_hash(config), "summary": summary, "config": dict(config)}
     if folder.is_dir():
-        _check_lock(folder)
+        _check_lock(folder, flag)
     if _holds_run(folder):
         old = read_identity(folder) if not overwrite else None
         if overwrite:
@@ -197,7 +203,7 @@ def claim_run_folder(
         elif not resume:
             raise RunFolderError(
                 f"{folder}: holds {_describe(old) if old else 'files of an earlier run'}; pass --resume to "
-                "continue it, --overwrite to move it aside (nothing is deleted), or another --checkpoint-dir"
+                f"continue it, --overwrite to move it aside (nothing is deleted), or another {flag}"
             )
         elif old is None:
             log.warning(
@@ -208,10 +214,33 @@ def claim_run_folder(
                 f"{folder}: --resume of a different run: the folder holds {old.get('summary')} "
                 f"(config {old.get('hash')}), this command is {summary} (config {new['hash']}); differing: "
                 f"{_differences(old.get('config', {}), config)}. Pass the options of that run to resume it, "
-                "--overwrite to move it aside, or another --checkpoint-dir"
+                f"--overwrite to move it aside, or another {flag}"
             )
     folder.mkdir(parents=True, exist_ok=True)
-    lock = _take_lock(folder)
+    lock = _take_lock(folder, flag)
     if read_identity(folder) is None:
         atomic_write_json(folder / IDENTITY_NAME, dict(new, created=time.strftime("%Y-%m-%d %H:%M:%S")))
     return lock
+
+
+def claim_on_main(folder: str | Path, config: Mapping[str, Any], *, summary: str, resume: bool = False,
+                  overwrite: bool = False, flag: str = "--checkpoint-dir") -> AbstractContextManager:
+    """:func:`claim_run_folder` on rank 0 only (under torch.distributed every rank raises its error, so
+    all stop together); a context manager that releases the lock."""
+    from avtok.train import distributed as dist
+
+    info = dist.dist_info()
+    lock, error = None, None
+    if info.rank == 0:
+        try:
+            lock = claim_run_folder(folder, config, summary=summary, resume=resume, overwrite=overwrite,
+                                    flag=flag)
+        except RunFolderError as err:
+            error = str(err)
+    if info.enabled:
+        box = [error]
+        torch.distributed.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise RunFolderError(error)
+    return lock if lock is not None else nullcontext()

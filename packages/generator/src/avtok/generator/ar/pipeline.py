@@ -17,8 +17,9 @@ from avtok.generator.ar.config import ARConfig
 from avtok.generator.ar.model import ARTransformer
 from avtok.generator.ar.sampling import ARSamplerConfig, generate_tokens
 from avtok.generator.conditioning import resolve_source
-from avtok.media_io import AVClip, probe
+from avtok.media_io import AVClip, WindowConfig
 from avtok.tokenizer.av.clip import decode_clips, encode_clips, read_window
+from avtok.tokenizer.av.config import MEL
 from avtok.tokenizer.av.model import AVTokenizer, AVTokenizerOutput
 from avtok.train.pretrained import from_pretrained, save_pretrained
 
@@ -26,6 +27,7 @@ __all__ = [
     "ARPipeline",
     "check_tokenizer",
     "read_windows",
+    "window_config",
     "encode_windows",
     "decode_indices",
     "resolve_source",
@@ -34,21 +36,20 @@ __all__ = [
 TOKENIZER_DIR = "tokenizer"
 
 
-def read_windows(
-    tokenizer: AVTokenizer,
-    source: str | Path,
-    *,
-    count: int | None = None,
-    starts: Sequence[float] | None = None,
-) -> list[AVClip]:
-    """Windows of ``source`` at the tokenizer's fps / size / span (``count`` evenly spread, or ``starts``)."""
-    c = tokenizer.config
+def read_windows(tokenizer: AVTokenizer, source: str | Path, *, starts: Sequence[float]) -> list[AVClip]:
+    """The windows of ``source`` at the given start times (s), at the tokenizer's fps / size / span (for
+    conditioning clips; training windows come from :func:`avtok.generator.training_data.training_windows`
+    with :func:`window_config`)."""
     path = resolve_source(source)
-    if starts is None:
-        usable = max(probe(path).duration - c.seconds - 0.05, 0.0)
-        n = count or 1
-        starts = [usable * (i + 0.5) / n for i in range(n)]
     return [read_window(tokenizer, path, start=s) for s in starts]
+
+
+def window_config(tokenizer: AVTokenizer, **overrides) -> WindowConfig:
+    """The tokenizer's windows on the data path: its fps and frame size (centre crop), 22.05 kHz mono (the
+    rate its mel is computed at); ``overrides`` (hold-out, …) replace fields."""
+    c = tokenizer.config
+    return WindowConfig(**{"window_frames": c.frames, "fps": c.fps, "size": (c.height, c.width),
+                           "resize_mode": "crop", "sample_rate": MEL.sample_rate, "channels": 1, **overrides})
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from avtok.generator.ar.config import AR_TASKS
 from avtok.generator.ar.model import ARTransformer, build_sequences
+from avtok.train.distributed import unwrap
 
 __all__ = ["ARTrainConfig", "ar_loss", "ar_step", "token_dataset"]
 
@@ -38,7 +39,7 @@ def ar_loss(
     model: ARTransformer, indices: Tensor, labels: Tensor, tasks: list[str], drop: Tensor
 ) -> dict[str, Tensor]:
     """Mean cross-entropy over the generated tokens: ``{"loss", "loss/<task>" for tasks present}``."""
-    cfg = model.config
+    cfg = unwrap(model).config  # under DDP (torchrun) the Trainer hands over the wrapper
     controls = torch.tensor([cfg.class_id(int(x)) for x in labels.tolist()], device=indices.device)
     seq = build_sequences(cfg, indices, controls, tasks, drop)
     logits = model(seq.ids, seq.modality, seq.positions)[:, :-1]  # (B, L - 1, K): position j predicts j + 1

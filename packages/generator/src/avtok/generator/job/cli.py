@@ -49,7 +49,7 @@ from avtok.generator.job.report import generator_sections, tokenizer_sections, w
 from avtok.generator.ovi.latents import PooledAVLatents
 from avtok.tokenizer.cli_style import friendly
 from avtok.tokenizer.recipes import RunConfig
-from avtok.tokenizer.window_data import check_data
+from avtok.tokenizer.window_data import check_data, log_stats
 from avtok.train.atomic import atomic_write_json
 
 # serves the runs and, by path, their artifacts (so the logged report's relative links work)
@@ -144,6 +144,7 @@ def _tokenizer_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Co
 def _generator_phase(cfg: DemoConfig, cache: Path, tracker: Tracker, console: Console, timings: dict):
     """Train (or reuse) the twin DiT, sample t2av + a2v (+ floor / ceiling sets), score them."""
     data = generator_stage.load_windows(cfg.data, PooledAVLatents(cfg.job.latents), cfg.holdout_seconds)
+    log_stats(data.stats, PrefixedTracker(tracker, "generator"), step=0, what="generator data")
     with _phase(timings, "generator training", console):
         gen = generator_stage.train_or_reuse(
             data, job=cfg.job, prompt=cfg.text, cache=cache / "generator",

@@ -25,10 +25,12 @@ from avtok.generator.ovi.sampling import SamplerConfig
 from avtok.generator.ovi.text import EmbeddingCache, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.generator.recipes import train_generator
-from avtok.media_io import AVClip, MelConfig, WindowConfig
+from avtok.generator.training_data import training_windows
+from avtok.media_io import AVClip, DataStats
 from avtok.tokenizer.recipes import evenly
-from avtok.tokenizer.window_data import heldout_windows, sample_windows
+from avtok.tokenizer.window_data import heldout_windows
 from avtok.train import TrainConfig
+from avtok.train.atomic import atomic_write_text
 
 MAX_TRAIN_WINDOWS = 512
 
@@ -38,18 +40,18 @@ class GeneratorData:
     codec: PooledAVLatents
     train: list[AVClip]  # windows of the training part of every clip
     held_out: list[AVClip]  # windows of the held-out tails (references; their audio drives a2v)
+    stats: DataStats | None = None  # skipped / failed / adjusted files of the training windows
 
 
 def load_windows(data: str, codec: PooledAVLatents, holdout_seconds: float) -> GeneratorData:
-    """Consecutive codec windows from the one data path (avtok.media_io.WindowDataset), split like the
-    tokenizer's data (the last ``holdout_seconds`` of every file held out): up to ``MAX_TRAIN_WINDOWS``
-    shuffled training windows (their latents are encoded once) and every held-out window."""
-    c, mel = codec.cfg, MelConfig()
-    cfg = WindowConfig(window_frames=codec.spec.video_frames, fps=c.fps, size=c.size,
-                       sample_rate=mel.sample_rate, channels=1, allow_silent=True, holdout_seconds=holdout_seconds)
-    train = [s.clip() for s in sample_windows(data, cfg, count=MAX_TRAIN_WINDOWS, seed=0)]
+    """Codec windows from the one data path (``training_windows``, as ``avtok-generator train`` reads them),
+    split like the tokenizer's data (the last ``holdout_seconds`` of every file held out): up to
+    ``MAX_TRAIN_WINDOWS`` shuffled training windows (their latents are encoded once) and every held-out
+    window. Frames are centre-cropped (the tokenizer phase's framing), files without audio give silence."""
+    cfg = codec.window_config(resize_mode="crop", allow_silent=True, holdout_seconds=holdout_seconds)
+    train = training_windows([data], cfg, count=MAX_TRAIN_WINDOWS, seed=0)
     held = [s.clip() for s in heldout_windows(data, cfg, holdout_seconds=holdout_seconds)]
-    return GeneratorData(codec=codec, train=train, held_out=held)
+    return GeneratorData(codec=codec, train=train.clips, held_out=held, stats=train.stats)
 
 
 @dataclass(kw_only=True)
@@ -116,7 +118,7 @@ def train_or_reuse(
     )
     pipe = OviPipeline(model, data.codec, encoder)
     pipe.save(pipe_dir)
-    (pipe_dir / "steps.txt").write_text(str(summary.steps))
+    atomic_write_text(pipe_dir / "steps.txt", str(summary.steps))
     return GeneratorResult(
         pipeline=pipe,
         untrained=untrained,

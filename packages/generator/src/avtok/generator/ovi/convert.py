@@ -23,6 +23,7 @@ from torch import Tensor
 from avtok.generator.__about__ import __version__
 from avtok.generator.ovi.config import OVI_ROPE_SCALE, TwinDiTConfig
 from avtok.generator.ovi.twin_dit import TwinDiT
+from avtok.train.atomic import atomic_write_json
 from avtok.train.pretrained import CONFIG_NAME, WEIGHTS_NAME, config_to_dict
 
 __all__ = ["OVI_CHECKPOINTS", "avtok_to_ovi", "convert_ovi", "find_checkpoint", "ovi_config", "ovi_to_avtok",
@@ -222,7 +223,7 @@ def convert_ovi(src: str | Path, out: str | Path, *, dtype: torch.dtype | None =
     meta = {"kind": TwinDiT.kind, "package": "avtok-generator", "version": __version__,
             "config": config_to_dict(cfg),
             "source": {"format": "ovi", "checkpoint": ckpt.name}}
-    (dest / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+    atomic_write_json(dest / CONFIG_NAME, meta, indent=2)
     save_file({k: v.contiguous() for k, v in weights.items()}, str(dest / WEIGHTS_NAME),
               metadata={"format": "pt"})
     return dest

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from avtok.generator.ovi.config import LatentSpec
-from avtok.media_io import AVClip, MelConfig, log_mel, mel_to_wave, read_clip
+from avtok.media_io import AVClip, MelConfig, WindowConfig, log_mel, mel_to_wave, read_clip
 from avtok.tokenizer.mel_image import image_to_mel, mel_to_image
 from avtok.tokenizer.types import TokenizerOutput
 from avtok.tokenizer.visual.model import VisualTokenizer
@@ -99,6 +99,13 @@ class PooledAVLatents:
             channels=1,
             allow_silent=allow_silent,
         )
+
+    def window_config(self, **overrides) -> WindowConfig:
+        """The training windows of the data path in ``read``'s format (``overrides``: hold-out, …)."""
+        c = self.cfg
+        return WindowConfig(**{"window_frames": self.spec.video_frames, "fps": c.fps, "size": c.size,
+                               "resize_mode": "resize", "sample_rate": self.mel.sample_rate, "channels": 1,
+                               **overrides})
 
     def encode(self, clip: AVClip) -> tuple[Tensor, Tensor]:
         s = self.spec
@@ -181,6 +188,13 @@ class TokenizerLatents:
         c = self.cfg
         return read_clip(path, start=start, duration=c.seconds, fps=c.fps, size=c.size, resize_mode="crop",
                          sample_rate=self.mel.sample_rate, channels=1, allow_silent=allow_silent)
+
+    def window_config(self, **overrides) -> WindowConfig:
+        """The training windows of the data path in ``read``'s format (``overrides``: hold-out, …)."""
+        c = self.cfg
+        return WindowConfig(**{"window_frames": self.frames, "fps": c.fps, "size": c.size,
+                               "resize_mode": "crop", "sample_rate": self.mel.sample_rate, "channels": 1,
+                               **overrides})
 
     @torch.no_grad()
     def encode_raw(self, clip: AVClip) -> tuple[Tensor, Tensor]:

@@ -19,7 +19,7 @@ from torch import Tensor
 from avtok.generator.ovi.autoencoders import OVI_FPS, OviAutoencoders
 from avtok.generator.ovi.config import LatentSpec
 from avtok.generator.ovi.mel import OVI_SAMPLE_RATE
-from avtok.media_io import AVClip, read_clip
+from avtok.media_io import AVClip, WindowConfig, read_clip
 
 __all__ = ["OviLatentConfig", "OviLatents"]
 
@@ -58,6 +58,12 @@ class OviLatents:
     def read(self, path: str, *, start: float = 0.0) -> AVClip:
         return read_clip(path, start=start, duration=self.cfg.frames / OVI_FPS, fps=OVI_FPS,
                          size=self.cfg.size, resize_mode="crop", sample_rate=OVI_SAMPLE_RATE, channels=1)
+
+    def window_config(self, **overrides) -> WindowConfig:
+        """The training windows of the data path in ``read``'s format (``overrides``: hold-out, …)."""
+        return WindowConfig(**{"window_frames": self.cfg.frames, "fps": OVI_FPS, "size": self.cfg.size,
+                               "resize_mode": "crop", "sample_rate": OVI_SAMPLE_RATE, "channels": 1,
+                               **overrides})
 
     def encode(self, clip: AVClip) -> tuple[Tensor, Tensor]:
         """-> video (T', H', W', 48), audio (La, 20)."""

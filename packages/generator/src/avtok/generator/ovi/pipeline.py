@@ -26,6 +26,7 @@ from avtok.generator.ovi.sampling import SamplerConfig, SampleResult, TextCondit
 from avtok.generator.ovi.text import TextEncoder, minilm_encoder
 from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.media_io import AVClip
+from avtok.train.atomic import atomic_write_json
 from avtok.train.pretrained import from_pretrained, save_pretrained
 
 __all__ = ["PIPELINE_NAME", "OviPipeline"]
@@ -113,7 +114,7 @@ class OviPipeline:
         meta = {"codec": kind, "codec_config": dataclasses.asdict(self.codec.cfg),
                 "text_encoder": self.encoder.name,
                 "text_encoder_files": getattr(self.encoder, "files", None)}  # umT5: where to reload it
-        (out / PIPELINE_NAME).write_text(json.dumps(meta, indent=2))
+        atomic_write_json(out / PIPELINE_NAME, meta, indent=2)  # whole or absent, never half-written
         return out
 
     @classmethod

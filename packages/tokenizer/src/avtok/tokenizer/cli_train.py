@@ -46,7 +46,8 @@ HELDOUT_KINDS = {
 
 def train_command(
     preset: Annotated[
-        str, typer.Option(help="tiny-av, small-av, paper-av, tiny-visual, base-visual, so400m-visual")
+        str, typer.Option(help="tiny-av, small-av, paper-av, tiny-visual, tiny-atoken-visual, base-visual, "
+                               "so400m-visual")
     ] = "tiny-av",
     data: Annotated[
         str, typer.Option(help="sample:<name> (bundled clip), a file, a folder or a .txt manifest")

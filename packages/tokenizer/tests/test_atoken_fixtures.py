@@ -260,3 +260,24 @@ def test_finetune_from_converted_keeps_semantic_head(tmp_path) -> None:
         from avtok.tokenizer.visual.recipe import load_init
 
         load_init(before, {k: v[:1] for k, v in before.state_dict().items()}, source="x")
+
+
+def test_cli_reconstruct_cache_tiles_option(tmp_path) -> None:
+    """``reconstruct --cache-tiles N`` switches a converted model to KV-cached tiling (default: its own
+    independent 16-frame chunks, the same as ``--cache-tiles 0``); a negative count is one clear line."""
+    ckpt, cfg = write_official(tmp_path, "atoken_soc", meta("atoken_soc")["weights"]["file"])
+    model_dir = convert_atoken(ckpt, cfg, tmp_path / "soc")
+    src = sample_path("concert")
+
+    def psnr_row(*extra: str) -> str:
+        args = ["reconstruct", str(src), "-o", str(tmp_path / "rec.mp4"), "--model", str(model_dir),
+                "--start", "10", "--duration", "1.5", "--size", "0", *extra]  # 36 frames: 3 chunks
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return next(line for line in result.output.splitlines() if "atoken-visual" in line)
+
+    default = psnr_row()
+    assert psnr_row("--cache-tiles", "0") == default
+    assert psnr_row("--cache-tiles", "1") != default  # chunks 2-3 attend to the cache
+    bad = runner.invoke(app, ["reconstruct", str(src), "--model", str(model_dir), "--cache-tiles", "-1"])
+    assert bad.exit_code != 0 and "--cache-tiles -1" in bad.output and "Traceback" not in bad.output

@@ -13,7 +13,7 @@ from avtok.tokenizer import (
 )
 
 
-@pytest.mark.parametrize("name", ["tiny", "base", "so400m", "so400m-fsq"])
+@pytest.mark.parametrize("name", ["tiny", "tiny-atoken", "base", "so400m", "so400m-fsq"])
 def test_param_count_matches_closed_form(name: str) -> None:
     cfg = resolve_config(name)
     with torch.device("meta"):  # base / so400m cost no memory on meta

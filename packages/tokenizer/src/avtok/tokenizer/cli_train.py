@@ -25,6 +25,7 @@ from avtok.tokenizer.families import get_family
 from avtok.tokenizer.loading import load_model, parse_preset
 from avtok.tokenizer.recipes import RunConfig
 from avtok.tokenizer.runner import claim_tokenizer_run, train_tokenizer
+from avtok.tokenizer.visual.config import TilingConfig
 from avtok.tokenizer.visual.reconstruct import VisualReconstructor, crop_clip
 from avtok.tokenizer.window_data import check_data
 from avtok.train.atomic import atomic_directory, atomic_write_json
@@ -45,7 +46,8 @@ HELDOUT_KINDS = {
 
 def train_command(
     preset: Annotated[
-        str, typer.Option(help="tiny-av, small-av, paper-av, tiny-visual, base-visual, so400m-visual")
+        str, typer.Option(help="tiny-av, small-av, paper-av, tiny-visual, tiny-atoken-visual, base-visual, "
+                               "so400m-visual")
     ] = "tiny-av",
     data: Annotated[
         str, typer.Option(help="sample:<name> (bundled clip), a file, a folder or a .txt manifest")
@@ -283,11 +285,19 @@ def reconstruct_command(
     indices: Annotated[
         Path | None, typer.Option(help="Visual FSQ model: also write the indices (.safetensors)")
     ] = None,
+    cache_tiles: Annotated[
+        int | None,
+        typer.Option(help="Visual: 16-frame tiles that attend to the previous N tiles' cached keys/values "
+                          "(0: independent chunks, a converted AToken model's default; omit: the model's "
+                          "own setting)"),
+    ] = None,
     device: str = "cpu",
 ) -> None:
     """Reconstruct SOURCE (consecutive windows), write a sounding mp4, print metrics vs baselines."""
 
     net = load_model(checkpoint, device=device)
+    if cache_tiles is not None and cache_tiles < 0:
+        raise UserError(f"--cache-tiles {cache_tiles}: must be >= 0 (0: independent 16-frame chunks)")
     if duration is None:
         duration = min(DEFAULT_SECONDS, probe(source).duration - start - 0.01)  # 10 ms: container rounding
     if isinstance(net, AVTokenizer):
@@ -303,7 +313,9 @@ def reconstruct_command(
         ref = read_clip(source, start=start, duration=duration, size=(size, size) if size > 0 else None,
                         resize_mode="crop", allow_silent=True)
         ref = crop_clip(ref, net)  # converted AToken models centre-crop to multiples of 16
-        rec = VisualReconstructor(net, discrete=discrete)
+        tiling = "config" if cache_tiles is None else TilingConfig(
+            tile_frames=net.config.tiling.tile_frames if net.config.tiling else 16, cache_tiles=cache_tiles)
+        rec = VisualReconstructor(net, discrete=discrete, tiling=tiling)
         out = rec.reconstruct(ref)
         if indices is not None and rec.last_indices is not None:
             save_file({"indices": rec.last_indices.contiguous()}, str(indices),

@@ -28,7 +28,7 @@ def parse_preset(name: str) -> tuple[str, str]:
         (resolve_av_config if family == "av" else resolve_config)(preset)
     except ValueError as err:
         raise ValueError(
-            f"{err} (presets: tiny-av, small-av, paper-av, tiny-visual, base-visual, "
+            f"{err} (presets: tiny-av, small-av, paper-av, tiny-visual, tiny-atoken-visual, base-visual, "
             "so400m-visual; or pass a directory written by save_pretrained)"
         ) from err
     return family, preset

@@ -132,6 +132,11 @@ def atoken_config(*, dim: int, depth: int, heads: int, mlp_hidden: int, latent_d
     )
 
 
+def _tiny_atoken() -> VisualTokenizerConfig:
+    # The released AToken layout at the fixtures' tiny width (2+2 blocks, width 64): trains on a CPU.
+    return atoken_config(dim=64, depth=2, heads=4, mlp_hidden=128)
+
+
 def _so400m() -> VisualTokenizerConfig:
     # AToken So/C (the released checkpoint's architecture): SigLIP2-So400m/16 tower, 27 blocks, width 1152,
     # 16 heads, MLP 4304 (not 4x); the decoder has the same sizes with RMSNorm, no biases and q/k norm.
@@ -143,7 +148,8 @@ def _so400m_fsq() -> VisualTokenizerConfig:
     return atoken_config(dim=1152, depth=27, heads=16, mlp_hidden=4304, use_fsq=True)
 
 
-_BUILDERS = {"tiny": _tiny, "base": _base, "so400m": _so400m, "so400m-fsq": _so400m_fsq}
+_BUILDERS = {"tiny": _tiny, "tiny-atoken": _tiny_atoken, "base": _base, "so400m": _so400m,
+             "so400m-fsq": _so400m_fsq}
 PRESETS: dict[str, VisualTokenizerConfig] = {name: build() for name, build in _BUILDERS.items()}
 
 

@@ -73,7 +73,9 @@ def train_command(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, … (torchrun: cuda = each rank's)")] = "cpu",
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: no tracking)")] = None,
     batch_size: Annotated[int, typer.Option(help="Global batch, split over the ranks under torchrun")] = 8,
-    lr: float = 1e-3,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate (default: 3e-3 for tiny-av, 1e-3 otherwise)")
+    ] = None,
     eval_every: int = 200,
     eval_windows: Annotated[int, typer.Option(help="Held-out windows scored")] = 16,
     data_readers: Annotated[

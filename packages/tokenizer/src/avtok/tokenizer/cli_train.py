@@ -208,8 +208,9 @@ def _train_and_report(cfg: RunConfig, *, preset: str, experiment: str | None, re
             if report_stride is not None:
                 for what, summary in _heldout(cfg, model, report_stride).items():
                     path = atomic_write_json(Path(checkpoint_dir) / f"{what}.json", summary.to_dicts())
-                    stride = f"; frame FID on every {report_stride}th frame" if report_stride > 1 else ""
-                    typer.echo(f"{what}: {HELDOUT_KINDS[what]}{stride}")
+                    n = report_stride
+                    every = f"; frame FID on every {_ordinal(n)} frame" if n > 1 else ""
+                    typer.echo(f"{what}: {HELDOUT_KINDS[what]}{every}")
                     _print_table(summary)
                     if tracker is not None:
                         row = summary.row(0, named=True)
@@ -240,6 +241,10 @@ def device_loss_defaults(device: str, *, perceptual: bool | None, mrstft: bool |
         typer.echo(f"note: on CPU the Inception perceptual/Gram and HiFi-GAN MR-STFT loss terms are off "
                    f"(27-80x the cost of an L1 step); pass {' '.join(defaulted)} to turn them on", err=True)
     return chosen
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _heldout(cfg: RunConfig, model, frame_stride: int) -> dict[str, pl.DataFrame]:

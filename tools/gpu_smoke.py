@@ -66,7 +66,7 @@ class _SyntheticStream:
     """Stands in for the recipe's ``WindowStream`` (which decodes media with PyAV): endless batches of the
     synthetic training windows through the recipe's own transform; a position the Trainer can checkpoint."""
 
-    def __init__(self, data, config, *, batch_size: int, seed: int, readers, transform) -> None:
+    def __init__(self, data, config, *, batch_size: int, seed: int, readers, transform, cache_mb=0.0) -> None:
         from avtok.media_io.windows import WindowSample
 
         clips = _SyntheticStream.clips

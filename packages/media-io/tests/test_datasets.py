@@ -124,7 +124,17 @@ def test_torchrun_two_ranks_two_workers_see_every_window_once(good_dir, tmp_path
     assert first == _torchrun(good_dir, tmp_path / "second", seed=3)  # the same per-rank order again
     for rank in range(2):  # what torchrun gave each rank = that rank's stream built explicitly
         ds = _dataset(good_dir, rank=rank, world_size=2, seed=3, buffer_size=4, chunk_windows=2)
-        assert first[rank] == [k for batch in ds.loader(2, num_workers=2) for k in _keys(batch)]
+        assert first[rank] == _loader_order(ds, rank, batch=2, workers=2)
+
+
+def _loader_order(ds, rank: int, *, batch: int, workers: int) -> list[tuple[str, float]]:
+    """The windows a DataLoader with ``workers`` processes yields on ``rank``, built in this process: each
+    worker's stream in batches, taken round-robin (an exhausted worker is skipped). No worker processes are
+    forked here: forking inside an xdist worker (execnet threads) deadlocked the children in CI."""
+    total = ds.world_size * workers
+    streams = [[_key(s) for s in ds.iter_worker(rank * workers + w, total)] for w in range(workers)]
+    batches = [[st[i : i + batch] for i in range(0, len(st), batch)] for st in streams]
+    return [k for i in range(max(map(len, batches))) for b in batches if i < len(b) for k in b[i]]
 
 
 def test_order_is_deterministic_and_shuffled(good_dir):

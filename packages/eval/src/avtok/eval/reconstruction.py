@@ -86,6 +86,9 @@ class _SetMetrics:
             return self.inception(frames[:1]).expand(frames.shape[0], -1)
         return self.inception(frames)
 
+    def release_reference(self) -> None:
+        self._ref = None
+
     def scores(self, key: str) -> dict[str, float]:
         out = {}
         if self.inception is not None:
@@ -139,6 +142,7 @@ def evaluate_reconstruction(
             rows.append({"model": m.name, "clip": _clip_name(clip, i), "clip_index": i,
                          **clip_metrics(out, clip, cfg.metrics)})
             sets.add(m.name, out)
+        sets.release_reference()  # the clip's frames may be freed now (long clips are scored in segments)
     if not rows:
         raise ValueError("dataset: no clips; point it at a folder or list holding at least one clip")
     per_clip = pl.DataFrame(rows)

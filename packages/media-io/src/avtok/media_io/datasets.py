@@ -183,12 +183,13 @@ class WindowDataset(IterableDataset):
         """The unit's windows (None where one failed): from the cache when it holds them, else decoded."""
         cached = self._cache.get(unit)
         if cached is None:
-            cached = self._decode_unit(reader, unit)
-            size = sum(_nbytes(s) for s in cached)
-            if self._cached_bytes + size <= self.cache_bytes:
-                self._cache[unit] = cached
-                self._cached_bytes += size
-        # copies: the stream sets position/counters on the samples it yields
+            decoded = self._decode_unit(reader, unit)
+            size = sum(_nbytes(s) for s in decoded) if self.cache_bytes else 0
+            if not self.cache_bytes or self._cached_bytes + size > self.cache_bytes:
+                return decoded  # not kept: the stream may annotate these very samples
+            self._cache[unit] = cached = decoded
+            self._cached_bytes += size
+        # copies of kept samples: the stream sets position/counters on the samples it yields
         return [None if s is None else dataclasses.replace(s) for s in cached]
 
     def _decode_unit(self, reader: UnitReader, unit: int) -> list[WindowSample | None]:

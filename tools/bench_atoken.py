@@ -3,7 +3,7 @@
 1. Cost of one encode + decode round trip and its peak memory, for one 256×256 image and one 16×256×256
    clip (random weights: the architecture, not the checkpoint, sets the cost). float32,
    ``torch.inference_mode()``. Each case runs in a fresh process; memory = that process's peak resident
-   set (``ru_maxrss``, the kernel's high-water mark, so torch's allocator is counted) and its resident set
+   set (``peak_rss_mb``: the kernel's high-water mark, so torch's allocator is counted) and its resident set
    after building the model, so peak − built is what the round trip itself adds. The timed call follows a
    32×32 warm-up round trip (one-off setup is not the per-clip cost).
 2. Scaling: CPU time(64 frames) / CPU time(16 frames) under the official chunking (independent 16-frame
@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import time
 
 import torch
 
+from avtok.eval import peak_rss_mb
 from avtok.tokenizer import TilingConfig, atoken_config, build_tokenizer, resolve_config
 
 OFFICIAL = TilingConfig(tile_frames=16, cache_tiles=0)
@@ -34,10 +34,6 @@ def _config(quick: bool):
     if quick:
         return atoken_config(dim=1152, depth=2, heads=16, mlp_hidden=4304)
     return resolve_config("so400m")
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _rss_mb() -> float:
@@ -57,7 +53,7 @@ def _case(quick: bool, frames: int, side: int, tiling: TilingConfig, threads: in
         c0, w0 = time.process_time(), time.perf_counter()
         model.decode(model.encode(x, tiling=tiling), tiling=tiling)
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    out.put((cpu, wall, _peak_rss_mb(), built))
+    out.put((cpu, wall, peak_rss_mb(), built))
 
 
 def run_case(quick: bool, frames: int, side: int, tiling: TilingConfig, threads: int) -> tuple[float, ...]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import av
 
+from avtok.eval import peak_rss_mb
 from avtok.media_io import WindowConfig, WindowDataset, read_clip, sample_path, write_clip, write_shards
 
 
@@ -89,6 +89,7 @@ def dataset_rate(source, cfg: WindowConfig, workers: int, batch: int, seconds: f
 
 CONSUMER = """
 import json, sys, warnings
+from avtok.eval import peak_rss_mb
 from avtok.media_io import WindowConfig, WindowDataset
 cfg = WindowConfig(**json.loads(sys.argv[2]))
 warnings.simplefilter("ignore")
@@ -97,8 +98,7 @@ loader = ds.loader(8, num_workers=int(sys.argv[3]))
 for i, b in enumerate(loader):
     if i + 1 == int(sys.argv[4]):
         break
-hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0]  # this process's peak RSS
-print(json.dumps({"rss_mb": int(hwm.split()[1]) / 1024, "windows": ds.num_windows}))
+print(json.dumps({"rss_mb": peak_rss_mb(), "windows": ds.num_windows}))
 """
 
 
@@ -171,7 +171,7 @@ def main() -> None:
             flush=True,
         )
         target("rss_growth", 100 * (rss[1]["rss_mb"] / rss[0]["rss_mb"] - 1), 10.0, unit="%", higher=False)
-    print(f"max RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"max RSS of this process {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ memory.
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import torch
 
+from avtok.eval import peak_rss_mb
 from avtok.generator.ovi.config import LatentSpec, build_config
 from avtok.generator.ovi.sampling import SamplerConfig, TextCondition, sample
 from avtok.generator.ovi.twin_dit import TwinDiT
@@ -60,7 +60,7 @@ def cpu_step(blocks: int, frames: int, size: int, audio: int, threads: int) -> N
     start, cpu_start = time.perf_counter(), time.process_time()
     sample(model, spec, text, cfg=cfg, seeds=[0])
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    peak_gb = peak_rss_mb() / 1024
     tokens = frames * size * size // 4
     print(f"cpu one guided step (2 passes), ovi-11b widths, {blocks} blocks, {tokens} video + {audio} audio "
           f"tokens, {threads} threads: {seconds:.2f} s wall ({cpu_seconds:.2f} s CPU), "

@@ -16,7 +16,8 @@ from avtok.media_io import read_clip, sample_path
 
 # Peak RSS of `avtok-eval recon --no-baselines --media 0` on the 24-frame 1080p clip below (2-core CPU
 # box, torch 2.14.1): the old whole-clip float64 driver needed 6.4 GB for 12 such frames (~85x the raw
-# frames, so ~13 GB for 24); this code ~1.1-1.5 GB, ~0.8 GB of which is importing torch + PyAV + polars.
+# frames, so ~13 GB for 24); this code ~1.2-1.3 GB, ~0.8 GB of which is importing torch + PyAV + polars.
+# Measured as the child's own VmHWM (`peak_rss_mb`): ru_maxrss would carry the pytest worker's peak.
 PEAK_RSS_MB = 2000
 
 
@@ -32,10 +33,11 @@ def _write_1080p(path: Path, frames: int) -> None:
 
 
 _RUN = """
-import json, resource, sys
+import json, sys
+from avtok.eval import peak_rss_mb
 from avtok.eval.cli import app
 app(sys.argv[1:], standalone_mode=False)
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 """
 
 

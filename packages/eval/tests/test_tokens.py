@@ -1,4 +1,7 @@
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -39,3 +42,23 @@ def test_throughput_meter_counts_calls_and_tokens():
     r = meter.result()
     assert r.clips_per_s == pytest.approx(3 / r.seconds) and r.tokens_per_s == pytest.approx(300 / r.seconds)
     assert r.memory_kind == "cpu_peak_rss" and r.peak_memory_mb > 10 and math.isfinite(r.peak_memory_mb)
+
+
+_CHILD = "import json, resource; from avtok.eval import peak_rss_mb; " \
+         "print(json.dumps([peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))"
+_PARENT = f"""
+import subprocess, sys
+big = bytearray(1500 * 2**20)
+big[::4096] = b"\\x01" * len(big[::4096])  # touch every page: ~1.5 GB resident in the parent
+del big
+print(subprocess.run([sys.executable, "-c", {_CHILD!r}], capture_output=True, text=True, check=True).stdout)
+"""
+
+
+def test_peak_rss_is_the_process_own_not_its_parents():
+    """A child started by a process that once held 1.5 GB reports its own peak; ru_maxrss (kept across
+    exec by the kernel) reports the parent's, which is why peak_rss_mb reads VmHWM."""
+    res = subprocess.run([sys.executable, "-c", _PARENT], capture_output=True, text=True, check=True)
+    own, inherited = json.loads(res.stdout.strip().splitlines()[-1])
+    assert inherited > 1500 and own < 1000, (own, inherited)  # importing avtok.eval is ~0.5 GB
+    assert own > 10

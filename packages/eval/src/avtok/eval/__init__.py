@@ -17,7 +17,7 @@ from avtok.eval.generation import GenerationConfig, evaluate_generation
 from avtok.eval.image_metrics import psnr, ssim
 from avtok.eval.protocols import Generator, Reconstructor, Tokenizer, TokenizerReconstructor
 from avtok.eval.reconstruction import ReconstructionConfig, ReconstructionReport, evaluate_reconstruction
-from avtok.eval.tokens import Throughput, ThroughputMeter, TokenStats, token_stats
+from avtok.eval.tokens import Throughput, ThroughputMeter, TokenStats, peak_rss_mb, token_stats
 from avtok.eval.tracking import MlflowTracker, NullTracker, Tracker, compare_runs
 
 __all__ = [
@@ -26,7 +26,7 @@ __all__ = [
     "si_sdr", "mrstft_distance", "MRSTFTConfig", "mel_l1",
     "FrechetStats", "GaussianStats", "frechet_distance",
     "onset_alignment", "OnsetAlignConfig", "OnsetAlignResult",
-    "token_stats", "TokenStats", "ThroughputMeter", "Throughput",
+    "token_stats", "TokenStats", "ThroughputMeter", "Throughput", "peak_rss_mb",
     "Reconstructor", "Tokenizer", "Generator", "TokenizerReconstructor",
     "IdentityBaseline", "MeanFrameSilenceBaseline", "RepeatFirstFrameBaseline", "default_baselines",
     "evaluate_reconstruction", "ReconstructionConfig", "ReconstructionReport",

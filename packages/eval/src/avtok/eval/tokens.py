@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TokenStats", "token_stats", "Throughput", "ThroughputMeter"]
+__all__ = ["TokenStats", "token_stats", "Throughput", "ThroughputMeter", "peak_rss_mb"]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -76,7 +76,17 @@ class Throughput:
     memory_kind: str  # "cuda_max_allocated" or "cpu_peak_rss"
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MB. On Linux it is the address space's own high-water mark
+    (``VmHWM``), not ``ru_maxrss``: the kernel carries ``ru_maxrss`` across exec, so a process started by
+    a larger one (a test's subprocess under a pytest worker) would report its parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
 
@@ -108,6 +118,6 @@ class ThroughputMeter:
         if self.device.type == "cuda":
             peak, kind = torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_max_allocated"
         else:
-            peak, kind = _peak_rss_mb(), "cpu_peak_rss"
+            peak, kind = peak_rss_mb(), "cpu_peak_rss"
         return Throughput(clips_per_s=self.clips / secs, tokens_per_s=self.tokens / secs, seconds=self.seconds,
                           peak_memory_mb=peak, memory_kind=kind)

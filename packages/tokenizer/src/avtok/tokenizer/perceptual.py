@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avtok.eval.lpips import LPIPS_SCALE, LPIPS_SHIFT, VGG16_TAPS, vgg16_features
+from avtok.train.pretrained import read_state_dict
 
 __all__ = ["FeatureBackbone", "freeze", "InceptionFeatureMaps", "VGGFeatureMaps", "perceptual_distance",
            "INCEPTION_LAYERS", "load_tensors"]
@@ -98,16 +99,8 @@ class InceptionFeatureMaps(nn.Module):
 
 def load_tensors(path: str | Path) -> dict[str, Tensor]:
     """A state dict from ``.safetensors`` or a torch file read with ``weights_only=True`` (no code runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file; VGG/LPIPS weights are not shipped offline — "
-                                "download them on a connected machine and pass the local path")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    return read_state_dict(path, source="a local copy (VGG / LPIPS / teacher weights are not shipped "
+                           "offline; download them on a connected machine)")
 
 
 class VGGFeatureMaps(nn.Module):

@@ -3,6 +3,8 @@
 A model class registers itself with ``register_model(kind, config_cls, builder)`` and exposes
 ``.config`` (a dataclass) and a class attribute ``kind``. Loading is safe by construction: weights come
 from safetensors (no pickle) and the config is plain JSON turned back into typed dataclasses.
+:func:`read_state_dict` is the one reader of foreign weight files (released checkpoints, teachers, VGG):
+safetensors, or torch files with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -12,22 +14,25 @@ import importlib
 import json
 import types
 import typing
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 
 from avtok.train.atomic import atomic_write_text
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "register_model", "save_pretrained", "from_pretrained",
-           "config_to_dict", "config_from_dict", "owner_package"]
+           "config_to_dict", "config_from_dict", "owner_package", "read_state_dict"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _REGISTRY: dict[str, tuple[type, Callable[[Any], nn.Module]]] = {}
+# where training scripts nest a plain state dict (AToken: state_dict / model / ema; Ovi: module, app.model)
+STATE_DICT_WRAPPERS = ("state_dict", "model", "ema", "module", "app")
 
 
 def register_model(kind: str, config_cls: type, builder: Callable[[Any], nn.Module]) -> None:
@@ -123,3 +128,60 @@ def from_pretrained(directory: str | Path, *, device: str | torch.device = "cpu"
                          "not safetensors, save the model again or pass another directory") from err
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval()
+
+
+def read_state_dict(path: str | Path, *, key: str | None = None,
+                    source: str = "the official checkpoint") -> dict[str, Tensor]:
+    """Tensors of a foreign weight file, read without running its code.
+
+    ``.safetensors`` with safetensors; any other file with ``torch.load(weights_only=True)`` (tensors and
+    plain containers only, never pickled objects). ``key`` selects the entry holding the weights (e.g.
+    ``"generator"`` in BigVGAN's ``best_netG.pt``); without it a state dict nested by a training script
+    under one of :data:`STATE_DICT_WRAPPERS` is unwrapped. A missing, truncated, corrupt, code-carrying or
+    tensor-less file raises one line naming the file and ``source`` (what the user should pass).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; weights are never downloaded at run time, "
+                                f"pass {source}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file as load_safetensors
+
+        try:
+            obj: Any = load_safetensors(str(path))
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own error types for torn files
+            raise ValueError(f"{path}: not a readable safetensors file ({err}); the file is truncated or "
+                             "corrupt — download it again") from err
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except zipfile.BadZipFile as err:
+            raise ValueError(f"{path}: truncated or corrupt torch checkpoint ({err}); "
+                             "download it again") from err
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise ValueError(f"{path}: not a readable torch checkpoint ({first}); the file is truncated or "
+                             "corrupt — download it again") from err
+        except Exception as err:  # noqa: BLE001 - UnpicklingError (objects other than tensors), EOFError
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise ValueError(f"{path}: cannot be read with torch.load(weights_only=True) "
+                             f"({type(err).__name__}: {first}); avtok only reads plain state dicts and "
+                             "never unpickles arbitrary objects — re-save it as a state dict or "
+                             "safetensors") from err
+    if key is not None:
+        if not isinstance(obj, Mapping) or key not in obj:
+            found = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj).__name__
+            raise KeyError(f"{path}: no {key!r} entry (found {found}); pass {source}")
+        obj = obj[key]
+    return _tensors(obj, path, source)
+
+
+def _tensors(obj: Any, path: Path, source: str) -> dict[str, Tensor]:
+    if isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
+        for wrapper in STATE_DICT_WRAPPERS:
+            if isinstance(obj.get(wrapper), Mapping):
+                return _tensors(obj[wrapper], path, source)
+    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a state dict (name → tensor), got {type(obj).__name__}; "
+                         f"pass {source}")
+    return {str(k): v for k, v in obj.items()}

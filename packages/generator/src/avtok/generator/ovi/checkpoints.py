@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
+
+from avtok.train.pretrained import read_state_dict as read_foreign_state_dict
 
 __all__ = ["OVI_CHECKPOINT_FILES", "load_exact", "read_state_dict"]
 
@@ -24,33 +25,10 @@ OVI_CHECKPOINT_FILES = {
 
 
 def read_state_dict(path: str | Path, *, key: str | None = None) -> dict[str, Tensor]:
-    """Tensors of a checkpoint file; ``key`` selects a sub-dict (``best_netG.pt`` keeps its weights under ``generator``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such checkpoint; download Ovi's weights (see Ovi's download_weights.py) on a "
-            "networked machine and pass the local file"
-        )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state: object = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickled code, a truncated file, ...
-            raise ValueError(
-                f"{path}: not readable with torch.load(weights_only=True) ({type(err).__name__}: {err}); "
-                "pass the official tensors-only checkpoint or a .safetensors export"
-            ) from err
-    if key is not None:
-        if not isinstance(state, Mapping) or key not in state:
-            found = sorted(state)[:8] if isinstance(state, Mapping) else type(state).__name__
-            raise KeyError(f"{path}: no {key!r} entry (found {found}); pass the official file")
-        state = state[key]
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a flat dict of tensors{f' under {key!r}' if key else ''}")
-    return dict(state)
+    """Tensors of an Ovi checkpoint file (:func:`avtok.train.pretrained.read_state_dict`); ``key`` selects a
+    sub-dict (``best_netG.pt`` keeps its weights under ``generator``)."""
+    return read_foreign_state_dict(path, key=key, source="Ovi's official file (download Ovi's weights with its "
+                                   "download_weights.py on a networked machine)")
 
 
 def load_exact(module: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:

@@ -17,17 +17,17 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
 from avtok.generator.__about__ import __version__
+from avtok.generator.ovi.checkpoints import read_state_dict
 from avtok.generator.ovi.config import OVI_ROPE_SCALE, TwinDiTConfig
 from avtok.generator.ovi.twin_dit import TwinDiT
 from avtok.train.atomic import atomic_write_json
 from avtok.train.pretrained import CONFIG_NAME, WEIGHTS_NAME, config_to_dict
 
-__all__ = ["OVI_CHECKPOINTS", "avtok_to_ovi", "convert_ovi", "find_checkpoint", "ovi_config", "ovi_to_avtok",
-           "read_state_dict"]
+__all__ = ["OVI_CHECKPOINTS", "avtok_to_ovi", "convert_ovi", "find_checkpoint", "ovi_config", "ovi_to_avtok"]
 
 OVI_CHECKPOINTS = (
     "model.safetensors",
@@ -80,28 +80,6 @@ def find_checkpoint(path: str | Path) -> Path:
         f"{src}: no Ovi checkpoint ({', '.join(OVI_CHECKPOINTS)} or one *.pt) here or in {src / 'Ovi'}; "
         "download it from the Hugging Face repo chetwinlow1/Ovi (see the generator README)"
     )
-
-
-def read_state_dict(path: Path) -> dict[str, Tensor]:
-    """Read safetensors, or a ``.pt`` with ``torch.load(weights_only=True)`` (``module`` / ``app.model``)."""
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    if path.suffix not in (".pt", ".pth"):
-        raise ValueError(f"{path}: unknown checkpoint format; give a .safetensors or .pt fusion state dict")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise ValueError(
-            f"{path}: not loadable with torch.load(weights_only=True) ({type(err).__name__}); "
-            "re-save it as a plain state dict or safetensors"
-        ) from err
-    if isinstance(obj, dict) and "module" in obj:
-        obj = obj["module"]
-    elif isinstance(obj, dict) and isinstance(obj.get("app"), dict) and "model" in obj["app"]:
-        obj = obj["app"]["model"]
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: not a state dict of tensors; give the Ovi fusion checkpoint")
-    return obj
 
 
 def _official_json(folder: Path, name: str) -> dict:

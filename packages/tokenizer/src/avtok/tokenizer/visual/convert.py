@@ -12,20 +12,18 @@ must match the config. The official names and layouts are facts about the releas
 from __future__ import annotations
 
 import re
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from avtok.tokenizer.visual.config import VisualTokenizerConfig, atoken_config
 from avtok.tokenizer.visual.gaussian import GaussianDecoder, GaussianDecoderConfig
-from avtok.train.pretrained import save_pretrained
 from avtok.tokenizer.visual.model import VisualTokenizer
+from avtok.train.pretrained import read_state_dict as read_foreign_state_dict
+from avtok.train.pretrained import save_pretrained
 
 __all__ = [
     "read_state_dict",
@@ -51,50 +49,8 @@ Transform = Callable[[Tensor], Tensor]
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """An official checkpoint → ``{name: tensor}`` (safetensors, or a ``.pt`` read with weights_only=True)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such checkpoint; pass the .pt / .safetensors file you downloaded"
-        )
-    if path.suffix == ".safetensors":
-        try:
-            return dict(load_file(str(path)))
-        except Exception as err:  # safetensors raises its own error types for truncated headers/data
-            raise ValueError(
-                f"{path}: not a readable safetensors file ({err}); the file is truncated or "
-                "corrupt — download it again"
-            ) from err
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except zipfile.BadZipFile as err:
-        raise ValueError(f"{path}: truncated or corrupt torch checkpoint ({err}); download it again") from err
-    except RuntimeError as err:
-        raise ValueError(
-            f"{path}: not a readable torch checkpoint ({str(err).splitlines()[0]}); the file is "
-            "truncated or corrupt — download it again"
-        ) from err
-    except Exception as err:  # pickle.UnpicklingError (objects other than tensors), EOFError
-        raise ValueError(
-            f"{path}: cannot be read with torch.load(weights_only=True) "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); avtok only "
-            "reads plain state dicts and never unpickles arbitrary objects — re-save it as "
-            "a state dict or safetensors"
-        ) from err
-    return _as_state_dict(obj, path)
-
-
-def _as_state_dict(obj: Any, path: Path) -> dict[str, Tensor]:
-    if isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
-        for key in ("state_dict", "model", "ema"):  # common wrappers around a plain state dict
-            if isinstance(obj.get(key), Mapping):
-                return _as_state_dict(obj[key], path)
-    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(
-            f"{path}: expected a state dict (name → tensor), got {type(obj).__name__}; "
-            "pass the official AToken checkpoint"
-        )
-    return {str(k): v for k, v in obj.items()}
+    """An official AToken checkpoint → ``{name: tensor}`` (:func:`avtok.train.pretrained.read_state_dict`)."""
+    return read_foreign_state_dict(path, source="the AToken .pt / .safetensors file you downloaded")
 
 
 def read_atoken_yaml(path: str | Path) -> dict[str, Any]:

@@ -250,3 +250,31 @@ def test_resumed_folder_continues_one_run_and_marks_the_killed_attempt(uri, tmp_
                                only_interrupted=True)
     assert again.run_id != fresh.run_id
     again.close()
+
+
+_START_RUN = """
+import sys
+from avtok.eval.tracking import MlflowTracker
+t = MlflowTracker(experiment="together", tracking_uri=sys.argv[1], run_name=sys.argv[2])
+t.log_metrics({"loss": float(sys.argv[2][-1])}, step=0)
+t.close()
+"""
+
+
+def test_runs_started_together_on_a_new_store_all_succeed(tmp_path):
+    """Four processes open one fresh sqlite store and create one experiment at the same moment (two demos
+    started side by side): without the store lock MLflow's schema creation raced and all four crashed."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cmd = [sys.executable, "-c", _START_RUN, uri]
+    procs = [subprocess.Popen([*cmd, f"run{i}"], stderr=subprocess.PIPE, text=True) for i in range(4)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [e[-600:] for e in errors]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("together").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [f"run{i}" for i in range(4)]
+    assert sorted(r.data.metrics["loss"] for r in runs) == [0.0, 1.0, 2.0, 3.0]

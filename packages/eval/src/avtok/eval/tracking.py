@@ -13,11 +13,13 @@ resumed training continue its own MLflow run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -117,12 +119,33 @@ def _artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
+@contextmanager
+def _store_lock(tracking_uri: str):
+    """Hold an inter-process lock on an embedded sqlite store. MLflow creates and migrates the schema of a
+    new store on first use, and processes doing that at once fail (four runs started together on a fresh
+    ``mlflow.db``: all four crashed in alembic); two runs creating the same experiment race the same way.
+    The lock file lives in the temp folder (keyed by the store's path), not next to the user's files."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    db = Path(tracking_uri[len("sqlite:///") :]).resolve()
+    key = hashlib.sha256(str(db).encode()).hexdigest()[:16]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"avtok-mlflow-{key}.lock")):
+        yield
+
+
 def _client(tracking_uri: str):
+    """An ``MlflowClient`` whose store exists: a new sqlite store is created under :func:`_store_lock`."""
     try:
         from mlflow.tracking import MlflowClient
     except ImportError as exc:
         raise ImportError("MLflow tracking needs mlflow: pip install 'avtok-eval[mlflow]'") from exc
-    return MlflowClient(tracking_uri=tracking_uri)
+    with _store_lock(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        client.search_experiments(max_results=1)  # opens the store: creates / migrates its schema
+    return client
 
 
 def _metric_key(name: str) -> str:
@@ -177,14 +200,15 @@ class MlflowTracker:
             return
         self.client = _client(self.tracking_uri)
         if run_id is None:
-            exp = self.client.get_experiment_by_name(experiment)
-            exp_id = (
-                exp.experiment_id
-                if exp
-                else self.client.create_experiment(
-                    experiment, artifact_location=_artifact_root(self.tracking_uri)
+            with _store_lock(self.tracking_uri):  # one creator of a new experiment
+                exp = self.client.get_experiment_by_name(experiment)
+                exp_id = (
+                    exp.experiment_id
+                    if exp
+                    else self.client.create_experiment(
+                        experiment, artifact_location=_artifact_root(self.tracking_uri)
+                    )
                 )
-            )
             self.run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
         else:
             self._reopen()

@@ -202,7 +202,8 @@ def test_bad_files_are_skipped_and_counted(messy_dir):
         and "no audio" in reasons["silent.mp4"]
     )
     assert ds.stats.files_found == 7 and ds.stats.files_used == 4 and ds.num_windows == 15 + 6
-    loader = ds.loader(4, num_workers=2, multiprocessing_context=FORKSERVER)  # the counts travel from the worker processes with the batches
+    # the counts travel from the worker processes with the batches
+    loader = ds.loader(4, num_workers=2, multiprocessing_context=FORKSERVER)
     keys = [k for b in loader for k in zip(b.source, b.start.tolist(), strict=True)]
     stats = loader.stats()
     assert stats.truncated_files == 1 and stats.files_failed == 1
